@@ -1,0 +1,1 @@
+"""Prefect flows: the orchestration of leadflow's tasks."""

@@ -1,0 +1,22 @@
+"""Demo flow: make a realistic sample data set and run the pipeline on it end to end."""
+
+from pathlib import Path
+
+from prefect import flow, task
+
+from flows.ingest import ingest_flow
+from leadflow.demo_data import DemoDataset, generate_demo_data
+
+
+@task
+def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDataset:
+    return generate_demo_data(out_dir, contacts=contacts, days=days, seed=seed)
+
+
+@flow(name="demo")
+def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> list[dict]:
+    """Generate the sample files, then ingest them: contacts first, the broken batch last."""
+    dataset = generate_task(out_dir, contacts, days, seed)
+    files = [dataset.contacts_file, dataset.hubspot_file, *dataset.event_files,
+             dataset.rejected_file]
+    return ingest_flow(files)

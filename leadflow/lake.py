@@ -1,0 +1,122 @@
+"""The Parquet event lake: immutable files, one per ingested batch and event day, read by DuckDB.
+
+Layout: `<lake>/events/day=YYYY-MM-DD/batch-<batch id>.parquet`, the day being the UTC date of
+`occurred_at`. A batch's files are written into `<lake>/_staging/` first and renamed into place
+just before the state database commits the batch. Readers only count files whose batch the
+database knows (`committed_batches`), so a crash between the rename and the commit leaves
+orphans that nobody reads and the next ingest sweeps away.
+"""
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+BATCH_FILE = re.compile(r"batch-([0-9a-f]{32})\.parquet$")
+
+# Schema of the lake, in DuckDB types; `properties` is the event's JSON object as text.
+EVENT_SCHEMA = {
+    "event_id": "VARCHAR",
+    "source": "VARCHAR",
+    "email": "VARCHAR",
+    "type": "VARCHAR",
+    "occurred_at": "TIMESTAMPTZ",
+    "url": "VARCHAR",
+    "form_id": "VARCHAR",
+    "campaign_id": "VARCHAR",
+    "properties": "VARCHAR",
+    "batch_id": "VARCHAR",
+}
+
+
+def duckdb_connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads and writes timestamps in UTC."""
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """Files of one batch written to staging, ready to be published."""
+
+    batch_id: str
+    staged: list[Path]
+    targets: list[Path]
+
+
+class EventLake:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.events_dir = self.root / "events"
+        self.staging_dir = self.root / "_staging"
+
+    def files(self, committed_batches: set[str]) -> list[Path]:
+        """The lake files that belong to committed batches, in a stable order."""
+        if not self.events_dir.exists():
+            return []
+        return sorted(
+            path
+            for path in self.events_dir.glob("day=*/batch-*.parquet")
+            if (match := BATCH_FILE.search(path.name)) and match.group(1) in committed_batches
+        )
+
+    def events_sql(self, committed_batches: set[str]) -> str:
+        """A DuckDB relation (SQL text) over the committed events; empty if there are none."""
+        files = self.files(committed_batches)
+        if not files:
+            columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in EVENT_SCHEMA.items())
+            return f"(SELECT {columns} WHERE false)"
+        listing = ", ".join(f"'{path.as_posix()}'" for path in files)
+        columns = ", ".join(EVENT_SCHEMA)
+        return f"(SELECT {columns} FROM read_parquet([{listing}]))"
+
+    def stage(
+        self, connection: duckdb.DuckDBPyConnection, relation: str, batch_id: str
+    ) -> StagedBatch:
+        """Write `relation` (columns of EVENT_SCHEMA) to staging, one file per event day."""
+        staging = self.staging_dir / batch_id
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        columns = ", ".join(EVENT_SCHEMA)
+        connection.execute(
+            f"""COPY (SELECT {columns}, strftime(occurred_at, '%Y-%m-%d') AS day FROM {relation}
+                      ORDER BY day, email, occurred_at)
+                TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (day),
+                                           FILENAME_PATTERN 'part{{i}}', COMPRESSION zstd)"""
+        )
+        staged = sorted(staging.glob("day=*/*.parquet"))
+        for day_dir in {path.parent for path in staged}:
+            if len(list(day_dir.glob("*.parquet"))) != 1:
+                raise RuntimeError(f"lake: expected one file per day in {day_dir}")
+        targets = [
+            self.events_dir / path.parent.name / f"batch-{batch_id}.parquet" for path in staged
+        ]
+        return StagedBatch(batch_id=batch_id, staged=staged, targets=targets)
+
+    def publish(self, batch: StagedBatch) -> None:
+        """Rename staged files into place (atomic per file on one file system)."""
+        for source, target in zip(batch.staged, batch.targets, strict=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(target)
+        shutil.rmtree(self.staging_dir / batch.batch_id, ignore_errors=True)
+
+    def discard(self, batch: StagedBatch) -> None:
+        """Undo `stage` or `publish`: remove every file of the batch."""
+        for target in batch.targets:
+            target.unlink(missing_ok=True)
+        shutil.rmtree(self.staging_dir / batch.batch_id, ignore_errors=True)
+
+    def sweep_orphans(self, committed_batches: set[str]) -> list[Path]:
+        """Delete files of batches the database never committed (left by a crash)."""
+        orphans = []
+        if self.events_dir.exists():
+            for path in self.events_dir.glob("day=*/batch-*.parquet"):
+                match = BATCH_FILE.search(path.name)
+                if match and match.group(1) not in committed_batches:
+                    path.unlink()
+                    orphans.append(path)
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
+        return orphans

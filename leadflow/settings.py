@@ -1,0 +1,30 @@
+"""Environment settings, read once: where the state database, the event lake and the config live."""
+
+from functools import cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = Path(".leadflow")
+
+
+class Settings(BaseSettings):
+    """`LEADFLOW_*` environment variables; defaults give a zero-set-up local install."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+
+    database_url: str = f"sqlite:///{DEFAULT_HOME / 'leadflow.db'}"
+    lake: Path = DEFAULT_HOME / "lake"
+    config: Path = Path("leadflow.yaml")
+    expectations: Path = PROJECT_ROOT / "expectations"
+
+    @property
+    def rejects_dir(self) -> Path:
+        """Reports of rejected batches live beside the lake, outside the state database."""
+        return self.lake.parent / "rejects"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

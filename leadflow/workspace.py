@@ -1,0 +1,39 @@
+"""Everything a run works on, built once from the settings: state store, lake, configuration."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from leadflow.config import LeadflowConfig, load_config
+from leadflow.db import get_engine, session_scope
+from leadflow.lake import EventLake
+from leadflow.settings import Settings, get_settings
+from models import IngestBatch
+
+
+@dataclass(frozen=True)
+class Workspace:
+    engine: Engine
+    lake: EventLake
+    config: LeadflowConfig
+    expectations_dir: Path
+    rejects_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "Workspace":
+        settings = settings or get_settings()
+        config = load_config(settings.config)  # fail on a bad config before touching any data
+        return cls(
+            engine=get_engine(settings.database_url),
+            lake=EventLake(settings.lake),
+            config=config,
+            expectations_dir=settings.expectations,
+            rejects_dir=settings.rejects_dir,
+        )
+
+    def committed_event_batches(self) -> set[str]:
+        """Ids of the event batches the state store has committed: the lake files that count."""
+        with session_scope(self.engine) as session:
+            return set(session.exec(select(IngestBatch.id).where(IngestBatch.kind == "events")))

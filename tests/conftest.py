@@ -1,0 +1,105 @@
+"""Shared fixtures: a workspace on a real SQLite file or a real PostgreSQL schema, and a lake."""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from leadflow.config import load_config
+from leadflow.db import make_engine, upgrade
+from leadflow.lake import EventLake
+from leadflow.settings import PROJECT_ROOT
+from leadflow.workspace import Workspace
+
+POSTGRES_URL = os.environ.get(
+    "LEADFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SHIPPED_CONFIG = PROJECT_ROOT / "leadflow.yaml"
+
+
+def postgres_available() -> str | None:
+    """None if the server answers, else why not."""
+    try:
+        with create_engine(POSTGRES_URL).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        return str(error.orig).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    problem = postgres_available()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI ({POSTGRES_URL}): {problem}")
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL}: {problem}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str):
+    """A fresh schema per test, selected through the connection's search_path."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request) -> str:
+    """Run a storage test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+def make_workspace(database_url: str, root: Path, config_path: Path = SHIPPED_CONFIG) -> Workspace:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    return Workspace(
+        engine=engine,
+        lake=EventLake(root / "lake"),
+        config=load_config(config_path),
+        expectations_dir=PROJECT_ROOT / "expectations",
+        rejects_dir=root / "rejects",
+    )
+
+
+@pytest.fixture
+def workspace(database_url: str, tmp_path: Path):
+    space = make_workspace(database_url, tmp_path)
+    yield space
+    space.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_workspace(sqlite_url: str, tmp_path: Path):
+    space = make_workspace(sqlite_url, tmp_path)
+    yield space
+    space.engine.dispose()
+
+
+def snapshot(space: Workspace) -> dict:
+    """Every row of every table, and every file of the lake with its size: to prove no change."""
+    metadata = MetaData()
+    metadata.reflect(space.engine)
+    state: dict = {}
+    with space.engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            rows = connection.execute(table.select()).fetchall()
+            state[table.name] = sorted(map(repr, rows))
+    files = sorted(space.lake.root.rglob("*")) if space.lake.root.exists() else []
+    state["lake"] = [(str(path.relative_to(space.lake.root)), path.stat().st_size)
+                     for path in files if path.is_file()]
+    return state
