@@ -17,6 +17,10 @@ def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDat
 def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> list[dict]:
     """Generate the sample files, then ingest them: contacts first, the broken batch last."""
     dataset = generate_task(out_dir, contacts, days, seed)
-    files = [dataset.contacts_file, dataset.hubspot_file, *dataset.event_files,
-             dataset.rejected_file]
+    files = [
+        dataset.contacts_file,
+        dataset.hubspot_file,
+        *dataset.event_files,
+        dataset.rejected_file,
+    ]
     return ingest_flow(files)

@@ -33,8 +33,12 @@ def ingest_summary_markdown(results: list[dict]) -> str:
 def quality_rows(results: list[dict]) -> list[dict]:
     """One row per file and expectation: the data-quality results of the run."""
     return [
-        {"file": Path(item["file"]).name, "column": outcome["column"],
-         "expectation": outcome["expectation"], "failed_rows": outcome["failed_rows"]}
+        {
+            "file": Path(item["file"]).name,
+            "column": outcome["column"],
+            "expectation": outcome["expectation"],
+            "failed_rows": outcome["failed_rows"],
+        }
         for item in results
         for outcome in item.get("quality", [])
     ]
@@ -45,11 +49,13 @@ def ingest_flow(paths: list[Path], kind: Kind | None = None) -> list[dict]:
     """Load each file in order (contacts before the events that mention them)."""
     results = [ingest_file_task(Path(path), kind) for path in paths]
     create_markdown_artifact(
-        key="ingest-summary", markdown=ingest_summary_markdown(results),
+        key="ingest-summary",
+        markdown=ingest_summary_markdown(results),
         description="Files ingested by this run",
     )
     create_table_artifact(
-        key="data-quality", table=quality_rows(results) or [{"file": "-", "failed_rows": 0}],
+        key="data-quality",
+        table=quality_rows(results) or [{"file": "-", "failed_rows": 0}],
         description="Great Expectations results per file and expectation",
     )
     return results

@@ -54,8 +54,12 @@ def results_table(title: str, results: list[dict]) -> Table:
             table.add_row(Path(item["file"]).name, "[red]rejected[/red]", "", "", "", "", "")
             continue
         table.add_row(
-            Path(item["file"]).name, item["status"], str(item["rows_total"]),
-            str(item["rows_loaded"]), str(item["rows_duplicate"]), str(item["rows_quarantined"]),
+            Path(item["file"]).name,
+            item["status"],
+            str(item["rows_total"]),
+            str(item["rows_loaded"]),
+            str(item["rows_duplicate"]),
+            str(item["rows_quarantined"]),
             str(item["contacts_created"]),
         )
     return table
@@ -76,12 +80,17 @@ def ingest(
             failures.append(str(error))
             results.append({"file": str(path), "status": "rejected"})
             continue
-        results.append({
-            "file": result.file, "status": result.status, "rows_total": result.rows_total,
-            "rows_loaded": result.rows_loaded, "rows_duplicate": result.rows_duplicate,
-            "rows_quarantined": result.rows_quarantined,
-            "contacts_created": result.contacts_created,
-        })
+        results.append(
+            {
+                "file": result.file,
+                "status": result.status,
+                "rows_total": result.rows_total,
+                "rows_loaded": result.rows_loaded,
+                "rows_duplicate": result.rows_duplicate,
+                "rows_quarantined": result.rows_quarantined,
+                "contacts_created": result.contacts_created,
+            }
+        )
     console.print(results_table("ingest", results))
     for message in failures:
         errors.print(f"error: {message}", highlight=False, soft_wrap=True)
@@ -114,10 +123,13 @@ def generate(
     from leadflow.demo_data import generate_demo_data
 
     with console.status(f"generating {contacts} contacts over {days} days"):
-        dataset = generate_demo_data(out, contacts=contacts, days=days, seed=seed,
-                                     events_format=events_format, split=split)
-    console.print(f"{dataset.n_contacts} contacts, {dataset.n_events} events "
-                  f"({dataset.n_bad_rows} deliberately bad) in {out}")
+        dataset = generate_demo_data(
+            out, contacts=contacts, days=days, seed=seed, events_format=events_format, split=split
+        )
+    console.print(
+        f"{dataset.n_contacts} contacts, {dataset.n_events} events "
+        f"({dataset.n_bad_rows} deliberately bad) in {out}"
+    )
 
 
 @app.command()

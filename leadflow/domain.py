@@ -96,4 +96,10 @@ EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "campaign_id",
     "properties",
 )
-EVENT_REQUIRED_COLUMNS: Final[tuple[str, ...]] = ("event_id", "source", "email", "type", "occurred_at")
+EVENT_REQUIRED_COLUMNS: Final[tuple[str, ...]] = (
+    "event_id",
+    "source",
+    "email",
+    "type",
+    "occurred_at",
+)

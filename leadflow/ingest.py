@@ -152,19 +152,21 @@ def _normalise_events_sql(renames: dict[str, str]) -> str:
                occurred_at_ts, epoch(occurred_at_ts) AS occurred_at_epoch, url, form_id,
                campaign_id, properties,
                CASE WHEN properties IS NULL THEN true
-                    WHEN json_valid(properties) THEN json_type(properties) = 'OBJECT'
-                    ELSE false END AS properties_is_object,
-               CASE WHEN json_valid(properties) AND json_type(properties) = 'OBJECT'
-                    THEN json_extract_string(properties, '$.bounce_type') END AS bounce_type,
-               CASE WHEN json_valid(properties) AND json_type(properties) = 'OBJECT'
-                    THEN TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE)
+                    ELSE COALESCE(json_type(json_properties) = 'OBJECT', false)
+                    END AS properties_is_object,
+               CASE WHEN json_type(json_properties) = 'OBJECT'
+                    THEN json_extract_string(json_properties, '$.bounce_type') END AS bounce_type,
+               CASE WHEN json_type(json_properties) = 'OBJECT'
+                    THEN TRY_CAST(json_extract_string(json_properties, '$.score') AS DOUBLE)
                     END AS nps_score
-        FROM (SELECT {ROW}, {col('event_id')} AS event_id, {col('source')} AS source,
-                     {col('email')} AS email, {col('type')} AS type,
-                     {col('occurred_at')} AS occurred_at,
-                     TRY_CAST({col('occurred_at')} AS TIMESTAMPTZ) AS occurred_at_ts,
-                     {col('url')} AS url, {col('form_id')} AS form_id,
-                     {col('campaign_id')} AS campaign_id, {col('properties')} AS properties
+        FROM (SELECT {ROW}, {col("event_id")} AS event_id, {col("source")} AS source,
+                     {col("email")} AS email, {col("type")} AS type,
+                     {col("occurred_at")} AS occurred_at,
+                     TRY_CAST({col("occurred_at")} AS TIMESTAMPTZ) AS occurred_at_ts,
+                     {col("url")} AS url, {col("form_id")} AS form_id,
+                     {col("campaign_id")} AS campaign_id, {col("properties")} AS properties,
+                     CASE WHEN json_valid({col("properties")}) THEN {col("properties")} END
+                         AS json_properties
               FROM raw)
     """
 
@@ -183,13 +185,13 @@ def _normalise_contacts_sql(renames: dict[str, str]) -> tuple[str, list[str]]:
     property_sql = "".join(f', {_text(by_name[name])} AS "{name}"' for name in properties)
     sql = f"""
         SELECT *, epoch(updated_at_ts) AS updated_at_epoch FROM (
-        SELECT {ROW}, lower({col('email')}) AS email,
-               {col('created_at')} AS created_at,
-               TRY_CAST({col('created_at')} AS TIMESTAMPTZ) AS created_at_ts,
-               {col('updated_at')} AS updated_at,
-               TRY_CAST({col('updated_at')} AS TIMESTAMPTZ) AS updated_at_ts,
-               lower({col('creation_source')}) AS creation_source,
-               {col('integration')} AS integration,
+        SELECT {ROW}, lower({col("email")}) AS email,
+               {col("created_at")} AS created_at,
+               TRY_CAST({col("created_at")} AS TIMESTAMPTZ) AS created_at_ts,
+               {col("updated_at")} AS updated_at,
+               TRY_CAST({col("updated_at")} AS TIMESTAMPTZ) AS updated_at_ts,
+               lower({col("creation_source")}) AS creation_source,
+               {col("integration")} AS integration,
                lower(replace(replace(replace({stage}, ' ', ''), '_', ''), '-', ''))
                    AS initial_stage,
                CASE WHEN lower({status}) LIKE 'non%' THEN 'non_marketing'
@@ -228,11 +230,32 @@ def ingest_file(
         normalise_sql, property_columns = _normalise_contacts_sql(renames)
     connection.execute(f"CREATE TEMP TABLE norm AS {normalise_sql}")
     frame_columns = (
-        [ROW, "event_id", "source", "email", "type", "occurred_at", "occurred_at_ts",
-         "occurred_at_epoch", "properties_is_object", "bounce_type", "nps_score"]
+        [
+            ROW,
+            "event_id",
+            "source",
+            "email",
+            "type",
+            "occurred_at",
+            "occurred_at_ts",
+            "occurred_at_epoch",
+            "properties_is_object",
+            "bounce_type",
+            "nps_score",
+        ]
         if kind == "events"
-        else [ROW, "email", "created_at", "created_at_ts", "updated_at", "updated_at_ts",
-              "updated_at_epoch", "creation_source", "initial_stage", "initial_marketing_status"]
+        else [
+            ROW,
+            "email",
+            "created_at",
+            "created_at_ts",
+            "updated_at",
+            "updated_at_ts",
+            "updated_at_epoch",
+            "creation_source",
+            "initial_stage",
+            "initial_marketing_status",
+        ]
     )
     frame = connection.execute(f"SELECT {', '.join(frame_columns)} FROM norm").df()
     validation = validate_frame(
@@ -256,17 +279,32 @@ def ingest_file(
         )
     bad = pa.table({ROW: pa.array(sorted({item["row"] for item in quarantine}), pa.int64())})
     connection.register("bad_rows", bad)
-    connection.execute(f"CREATE TEMP TABLE good AS SELECT * FROM norm ANTI JOIN bad_rows USING ({ROW})")
+    connection.execute(
+        f"CREATE TEMP TABLE good AS SELECT * FROM norm ANTI JOIN bad_rows USING ({ROW})"
+    )
 
     result = IngestResult(
-        str(path), kind, "loaded", batch_id=uuid.uuid4().hex,
-        rows_total=raw.rows_total, rows_quarantined=len(quarantine), validation=validation,
+        str(path),
+        kind,
+        "loaded",
+        batch_id=uuid.uuid4().hex,
+        rows_total=raw.rows_total,
+        rows_quarantined=len(quarantine),
+        validation=validation,
     )
     batch_row = IngestBatch(
-        id=result.batch_id, file=str(path), checksum=checksum, kind=kind,
-        rows_total=raw.rows_total, rows_loaded=0, rows_duplicate=0,
-        rows_quarantined=len(quarantine), contacts_created=0, lake_files=0,
-        started_at=now, finished_at=now,
+        id=result.batch_id,
+        file=str(path),
+        checksum=checksum,
+        kind=kind,
+        rows_total=raw.rows_total,
+        rows_loaded=0,
+        rows_duplicate=0,
+        rows_quarantined=len(quarantine),
+        contacts_created=0,
+        lake_files=0,
+        started_at=now,
+        finished_at=now,
     )
     staged: StagedBatch | None = None
     try:
@@ -277,8 +315,11 @@ def ingest_file(
             session.add(batch_row)
             session.flush()
             db = session.connection()
-            _insert_chunked(db, QuarantinedRow.__table__,
-                            [{**item, "batch_id": result.batch_id} for item in quarantine])
+            _insert_chunked(
+                db,
+                QuarantinedRow.__table__,
+                [{**item, "batch_id": result.batch_id} for item in quarantine],
+            )
             if kind == "events":
                 _create_event_contacts(connection, db, result)
             else:
@@ -325,8 +366,12 @@ def _quarantine_rows(
             f" ORDER BY {ROW}"
         ).fetchall()
         rows.extend(
-            {"file": str(path), "row": row, "reason": "; ".join(validation.reasons_by_row[row]),
-             "raw": text_}
+            {
+                "file": str(path),
+                "row": row,
+                "reason": "; ".join(validation.reasons_by_row[row]),
+                "raw": text_,
+            }
             for row, text_ in raw_text
         )
     return sorted(rows, key=lambda item: item["row"])
@@ -370,12 +415,14 @@ def _stage_events(
     result.rows_loaded = connection.execute("SELECT count(*) FROM new_events").fetchone()[0]
     result.rows_duplicate = good - result.rows_loaded
     columns = ", ".join(
-        f"'{result.batch_id}' AS batch_id" if name == "batch_id"
-        else "occurred_at_ts AS occurred_at" if name == "occurred_at" else name
+        f"'{result.batch_id}' AS batch_id"
+        if name == "batch_id"
+        else "occurred_at_ts AS occurred_at"
+        if name == "occurred_at"
+        else name
         for name in EVENT_SCHEMA
     )
-    return workspace.lake.stage(connection, f"(SELECT {columns} FROM new_events)",
-                                result.batch_id)
+    return workspace.lake.stage(connection, f"(SELECT {columns} FROM new_events)", result.batch_id)
 
 
 def _create_event_contacts(
@@ -386,7 +433,7 @@ def _create_event_contacts(
         f"WHEN '{event_type}' THEN '{source}'"
         for event_type, source in domain.EVENT_CREATION_SOURCE.items()
     )
-    first_seen = connection.execute(
+    first_seen = connection.sql(
         f"""SELECT email,
                    CASE arg_min(type, occurred_at_ts) {sources}
                         ELSE '{domain.DEFAULT_EVENT_CREATION_SOURCE}' END AS creation_source,
@@ -402,22 +449,30 @@ def _create_event_contacts(
     stage.create(db)
     _insert_chunked(db, stage, first_seen)
     before = db.execute(select(func.count()).select_from(Contact)).scalar_one()
-    db.execute(text(
-        """INSERT INTO contact (email, creation_source, creation_source_inferred, created_at,
+    db.execute(
+        text(
+            """INSERT INTO contact (email, creation_source, creation_source_inferred, created_at,
                                 first_batch_id)
            SELECT email, creation_source, true, created_at, :batch FROM stage_event_contact
            WHERE true ON CONFLICT (email) DO NOTHING"""
-    ), {"batch": result.batch_id})
-    result.contacts_created = db.execute(select(func.count()).select_from(Contact)).scalar_one() - before
+        ),
+        {"batch": result.batch_id},
+    )
+    result.contacts_created = (
+        db.execute(select(func.count()).select_from(Contact)).scalar_one() - before
+    )
     stage.drop(db)
 
 
 def _load_contacts(
-    connection: duckdb.DuckDBPyConnection, db: Connection, result: IngestResult,
-    property_columns: list[str], now: datetime,
+    connection: duckdb.DuckDBPyConnection,
+    db: Connection,
+    result: IngestResult,
+    property_columns: list[str],
+    now: datetime,
 ) -> None:
     """Upsert the batch's contacts and append each changed property value to its history."""
-    records = connection.execute(
+    records = connection.sql(
         "SELECT email, creation_source, integration, created_at_ts AS created_at, initial_stage,"
         " initial_marketing_status FROM good ORDER BY email"
     ).to_arrow_table()
@@ -432,9 +487,22 @@ def _load_contacts(
     )
     stage_contact.create(db)
     _insert_chunked(db, stage_contact, records)
+    touched = _temp_table("stage_touched", Column("contact_id", Integer))
+    touched.create(db)
+    db.execute(
+        text(
+            """INSERT INTO stage_touched (contact_id)
+           SELECT c.id FROM stage_contact s JOIN contact c ON c.email = s.email
+           WHERE (c.creation_source_inferred AND s.creation_source IS NOT NULL)
+              OR s.created_at < c.created_at
+              OR (c.initial_stage IS NULL AND s.initial_stage IS NOT NULL)
+              OR (c.initial_marketing_status IS NULL AND s.initial_marketing_status IS NOT NULL)"""
+        )
+    )
     before = db.execute(select(func.count()).select_from(Contact)).scalar_one()
-    db.execute(text(
-        """INSERT INTO contact (email, creation_source, creation_source_inferred, integration,
+    db.execute(
+        text(
+            """INSERT INTO contact (email, creation_source, creation_source_inferred, integration,
                                 created_at, initial_stage, initial_marketing_status,
                                 first_batch_id)
            SELECT email, COALESCE(creation_source, :default_source), creation_source IS NULL,
@@ -456,18 +524,25 @@ def _load_contacts(
              initial_stage = COALESCE(contact.initial_stage, excluded.initial_stage),
              initial_marketing_status = COALESCE(contact.initial_marketing_status,
                                                  excluded.initial_marketing_status)"""
-    ).bindparams(bindparam("now", type_=UTCDateTime())), {"default_source": domain.DEFAULT_RECORD_CREATION_SOURCE, "now": now,
-        "batch": result.batch_id})
-    result.contacts_created = db.execute(select(func.count()).select_from(Contact)).scalar_one() - before
+        ).bindparams(bindparam("now", type_=UTCDateTime())),
+        {
+            "default_source": domain.DEFAULT_RECORD_CREATION_SOURCE,
+            "now": now,
+            "batch": result.batch_id,
+        },
+    )
+    result.contacts_created = (
+        db.execute(select(func.count()).select_from(Contact)).scalar_one() - before
+    )
 
     if property_columns:
         names = ", ".join(f'"{name}"' for name in property_columns)
-        changes = connection.execute(
+        changes = connection.sql(
             f"""SELECT email, name, value, COALESCE(updated_at_ts, $now) AS valid_from
                 FROM (UNPIVOT (SELECT email, updated_at_ts, {names} FROM good)
                       ON {names} INTO NAME name VALUE value)
                 ORDER BY email, name""",
-            {"now": now},
+            params={"now": now},
         ).to_arrow_table()
     else:
         changes = pa.table({"email": [], "name": [], "value": [], "valid_from": []})
@@ -488,8 +563,9 @@ def _load_contacts(
         Column("valid_from", UTCDateTime()),
     )
     new_history.create(db)
-    db.execute(text(
-        """INSERT INTO stage_new_history (contact_id, name, value, valid_from)
+    db.execute(
+        text(
+            """INSERT INTO stage_new_history (contact_id, name, value, valid_from)
            SELECT c.id, s.name, s.value, s.valid_from
            FROM stage_property s JOIN contact c ON c.email = s.email
            WHERE COALESCE((SELECT h.value FROM contact_property_history h
@@ -499,17 +575,24 @@ def _load_contacts(
              AND NOT EXISTS (SELECT 1 FROM contact_property_history h
                              WHERE h.contact_id = c.id AND h.name = s.name
                                AND h.valid_from = s.valid_from)"""
-    ))
-    db.execute(text(
-        """INSERT INTO contact_property_history (contact_id, name, valid_from, value, batch_id)
+        )
+    )
+    db.execute(
+        text(
+            """INSERT INTO contact_property_history (contact_id, name, valid_from, value, batch_id)
            SELECT contact_id, name, valid_from, value, :batch FROM stage_new_history"""
-    ), {"batch": result.batch_id})
-    # A row "loads" when it creates its contact or changes one of its properties.
-    result.rows_loaded = db.execute(text(
-        """SELECT count(*) FROM contact c JOIN stage_contact s ON s.email = c.email
-           WHERE c.first_batch_id = :batch
-              OR c.id IN (SELECT contact_id FROM stage_new_history)"""
-    ), {"batch": result.batch_id}).scalar_one()
+        ),
+        {"batch": result.batch_id},
+    )
+    db.execute(text("INSERT INTO stage_touched SELECT contact_id FROM stage_new_history"))
+    # A row "loads" when it creates its contact or changes something about it.
+    result.rows_loaded = db.execute(
+        text(
+            """SELECT count(*) FROM contact c JOIN stage_contact s ON s.email = c.email
+           WHERE c.first_batch_id = :batch OR c.id IN (SELECT contact_id FROM stage_touched)"""
+        ),
+        {"batch": result.batch_id},
+    ).scalar_one()
     result.rows_duplicate = len(records) - result.rows_loaded
-    for table in (stage_contact, stage_property, new_history):
+    for table in (stage_contact, stage_property, new_history, touched):
         table.drop(db)

@@ -142,7 +142,9 @@ def _read_jsonl(path: Path) -> RawFile:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                unreadable.append(UnreadableRow(number, f"invalid JSON ({error.msg})", line.rstrip()))
+                unreadable.append(
+                    UnreadableRow(number, f"invalid JSON ({error.msg})", line.rstrip())
+                )
                 continue
             if not isinstance(record, dict):
                 unreadable.append(UnreadableRow(number, "not a JSON object", line.rstrip()))
@@ -173,6 +175,8 @@ def _read_parquet(path: Path) -> RawFile:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         message = str(error).splitlines()[0]
-        raise InputFileError(f"{path}: unreadable Parquet, truncated or corrupt ({message})") from None
+        raise InputFileError(
+            f"{path}: unreadable Parquet, truncated or corrupt ({message})"
+        ) from None
     numbers = pa.array(range(1, table.num_rows + 1), pa.int64())
     return RawFile(table=table.append_column(ROW, numbers), unreadable=[])

@@ -10,6 +10,7 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -52,18 +53,30 @@ def load_suite(expectations_dir: Path, name: str) -> gx.ExpectationSuite:
         raise FileNotFoundError(f"{path}: expectation suite not found") from None
 
 
+@cache
+def _batch_definition(suite_name: str):
+    """One ephemeral GX context per process (each new one leaves a temporary docs folder)."""
+    context = _context()
+    return (
+        context.data_sources.get("leadflow")
+        .add_dataframe_asset(suite_name)
+        .add_batch_definition_whole_dataframe("batch")
+    )
+
+
+@cache
+def _context():
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.data_sources.add_pandas("leadflow")
+    return context
+
+
 def validate_frame(
     frame: pd.DataFrame, suite: gx.ExpectationSuite, parameters: dict[str, object]
 ) -> ValidationResult:
     """Run `suite` on `frame` (which has a `_row` column) and collect each failing row's reasons."""
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("leadflow")
-        .add_dataframe_asset(suite.name)
-        .add_batch_definition_whole_dataframe("batch")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
+    batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": frame})
     report = batch.validate(
         suite,
         expectation_parameters=parameters,

@@ -27,8 +27,13 @@ def ingest_file_task(path: Path, kind: Kind | None = None) -> dict:
         return {"file": str(path), "status": "rejected", "reason": str(rejection)}
     logger.info(
         "%s: %s, %d rows: %d loaded, %d already known, %d quarantined, %d contacts created",
-        path, result.status, result.rows_total, result.rows_loaded, result.rows_duplicate,
-        result.rows_quarantined, result.contacts_created,
+        path,
+        result.status,
+        result.rows_total,
+        result.rows_loaded,
+        result.rows_duplicate,
+        result.rows_quarantined,
+        result.contacts_created,
     )
     summary = asdict(result)
     summary.pop("validation")

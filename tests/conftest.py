@@ -100,6 +100,9 @@ def snapshot(space: Workspace) -> dict:
             rows = connection.execute(table.select()).fetchall()
             state[table.name] = sorted(map(repr, rows))
     files = sorted(space.lake.root.rglob("*")) if space.lake.root.exists() else []
-    state["lake"] = [(str(path.relative_to(space.lake.root)), path.stat().st_size)
-                     for path in files if path.is_file()]
+    state["lake"] = [
+        (str(path.relative_to(space.lake.root)), path.stat().st_size)
+        for path in files
+        if path.is_file()
+    ]
     return state

@@ -1,0 +1,669 @@
+"""The leadflow configuration (SPEC §3): one YAML file, validated once, here, at the edge.
+
+Everything downstream receives a `LeadflowConfig` and can trust it: every key is known, every
+event type exists, every score a rule names exists and no score depends on itself.
+`load_config` turns any problem into a one-line `ConfigError`:
+
+    leadflow.yaml: scores.engagement.rules[2].event: unknown event type 'email_opn'
+
+Reading order: value tests, the condition language (one class per YAML form), score rules and
+decays, the sections, then `LeadflowConfig` and `load_config`.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from datetime import date
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeInt,
+    PlainValidator,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from leadflow.domain import (
+    CONFIGURABLE_SOURCES,
+    EVENT_TYPES,
+    MARKETING_STATUSES,
+    OTHER_STAGE,
+    STAGES,
+)
+
+Stage = Literal[STAGES]
+StageOrOther = Literal[(*STAGES, OTHER_STAGE)]
+ConfigurableSource = Literal[CONFIGURABLE_SOURCES]
+MarketingStatus = Literal[MARKETING_STATUSES]
+
+
+def _scalar(value: Any) -> bool | int | float | str:
+    """One value to compare with (`eq`, `in`); checked by hand for a one-line error message."""
+    if not isinstance(value, bool | int | float | str):
+        raise ValueError(f"expected a text, number or true/false value, got {value!r}")
+    return value
+
+
+ScalarValue = Annotated[bool | int | float | str, PlainValidator(_scalar)]
+
+# Rule ids appear in explanations and audit rows, so they must say something.
+RuleId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Score names become column names (`band_<score>` in exports, SQL), hence the narrow alphabet.
+ScoreName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+# Default marketing status per creation source (SPEC §6), merged under the configured ones.
+DEFAULT_CREATION_STATUS: dict[str, str] = {
+    "form": "marketing",
+    "import": "non_marketing",
+    "conversation": "non_marketing",
+    "integration": "non_marketing",
+    "ads": "marketing",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message is one line: file, key path, reason."""
+
+
+def _known_event_type(value: str) -> str:
+    if value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {value!r}")
+    return value
+
+
+EventType = Annotated[str, AfterValidator(_known_event_type)]
+
+
+class _Section(BaseModel):
+    """Base of every config class: a typo is an error, and nothing changes after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+
+def _require_any(model: BaseModel, keys: tuple[str, ...]) -> None:
+    """Reject a mapping that names its subject but tests nothing (`{property: phone}`)."""
+    given = model.model_dump(exclude_none=True)
+    if not any(key in given for key in keys):
+        raise ValueError(f"give at least one of: {', '.join(keys)}")
+
+
+# --- Value tests -------------------------------------------------------------------------------
+
+
+class ValueTest(_Section):
+    """Tests on one value (event column, event property or contact property); all must hold."""
+
+    test_keys: ClassVar[tuple[str, ...]] = ("eq", "in", "contains", "gte", "lte")
+
+    eq: ScalarValue | None = None
+    in_: list[ScalarValue] | None = Field(None, alias="in", min_length=1)
+    contains: str | None = None
+    gte: float | None = None
+    lte: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_test(self) -> Self:
+        _require_any(self, self.test_keys)
+        return self
+
+
+def _bare_value_means_eq(value: Any) -> Any:
+    """`where: {bounce_type: hard}` is short for `where: {bounce_type: {eq: hard}}`."""
+    return value if isinstance(value, dict | BaseModel) else {"eq": value}
+
+
+WhereTest = Annotated[ValueTest, BeforeValidator(_bare_value_means_eq)]
+
+
+class EventCount(_Section):
+    """How many matching events the condition needs; all given bounds must hold."""
+
+    eq: NonNegativeInt | None = None
+    gte: NonNegativeInt | None = None
+    lte: NonNegativeInt | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Self:
+        _require_any(self, ("eq", "gte", "lte"))
+        return self
+
+
+# --- The condition language (scores, lifecycle, marketing) -------------------------------------
+
+
+class EventMatch(_Section):
+    """Which events a rule or condition looks at: one type, column/property filters, a window."""
+
+    event: EventType
+    where: dict[str, WhereTest] = Field(default_factory=dict)
+    # Only events younger than this many days count (age < within_days), age taken at as_of_end.
+    within_days: PositiveInt | None = None
+
+
+class EventCondition(EventMatch):
+    """Holds when the number of matching events meets `count` (default: at least one)."""
+
+    count: EventCount = EventCount(gte=1)
+
+
+class PropertyCondition(ValueTest):
+    """Holds when the contact property, as it was at as_of_end, passes every test."""
+
+    test_keys: ClassVar[tuple[str, ...]] = ("known", *ValueTest.test_keys)
+
+    property: str = Field(min_length=1)
+    # true: the property has a non-empty value; false: it has none.
+    known: bool | None = None
+
+
+class ScoreCondition(_Section):
+    """Holds when another score, as of the same day, is within the bounds."""
+
+    score: str
+    gte: float | None = None
+    lte: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Self:
+        _require_any(self, ("gte", "lte"))
+        return self
+
+
+class StageSet(_Section):
+    """The stages a `stage` condition accepts."""
+
+    in_: list[StageOrOther] = Field(alias="in", min_length=1)
+
+
+class StageCondition(_Section):
+    """Holds when the contact's current lifecycle stage is one of `stage.in`."""
+
+    stage: StageSet
+
+
+class SuppressedCondition(_Section):
+    """Holds when the contact's suppression (unsubscribe, hard bounce, spam) equals the value."""
+
+    suppressed: bool
+
+
+class UnengagedCondition(_Section):
+    """Holds when HubSpot's graymail rule (SPEC §6) says the contact is unengaged, or not."""
+
+    unengaged: bool
+
+
+class AllCondition(_Section):
+    """Holds when every sub-condition holds."""
+
+    all: list["Condition"] = Field(min_length=1)
+
+
+class AnyCondition(_Section):
+    """Holds when at least one sub-condition holds."""
+
+    any: list["Condition"] = Field(min_length=1)
+
+
+class NotCondition(_Section):
+    """Holds when the sub-condition does not."""
+
+    not_: "Condition" = Field(alias="not")
+
+
+# Pydantic puts the tag of the union member it chose into error locations; `_key_path` hides
+# these tags so that paths read like the YAML. Tags are class names such as EventRule.
+_UNION_TAGS: set[str] = set()
+
+
+def _tagged(member: Any, tag: str) -> Any:
+    _UNION_TAGS.add(tag)
+    return Annotated[member, Tag(tag)]
+
+
+def _class_by_key(forms: dict[str, type[BaseModel]]) -> Callable[[Any], str | None]:
+    """Discriminator: the class whose key the mapping has; None (an error) unless exactly one."""
+
+    def form_of(value: Any) -> str | None:
+        if isinstance(value, BaseModel):
+            return type(value).__name__
+        if not isinstance(value, dict):
+            return None
+        matches = [cls.__name__ for key, cls in forms.items() if key in value]
+        return matches[0] if len(matches) == 1 else None
+
+    return form_of
+
+
+_CONDITION_FORMS: dict[str, type[BaseModel]] = {
+    "event": EventCondition,
+    "property": PropertyCondition,
+    "score": ScoreCondition,
+    "stage": StageCondition,
+    "suppressed": SuppressedCondition,
+    "unengaged": UnengagedCondition,
+    "all": AllCondition,
+    "any": AnyCondition,
+    "not": NotCondition,
+}
+
+Condition = Annotated[
+    _tagged(EventCondition, "EventCondition")
+    | _tagged(PropertyCondition, "PropertyCondition")
+    | _tagged(ScoreCondition, "ScoreCondition")
+    | _tagged(StageCondition, "StageCondition")
+    | _tagged(SuppressedCondition, "SuppressedCondition")
+    | _tagged(UnengagedCondition, "UnengagedCondition")
+    | _tagged(AllCondition, "AllCondition")
+    | _tagged(AnyCondition, "AnyCondition")
+    | _tagged(NotCondition, "NotCondition"),
+    Discriminator(
+        _class_by_key(_CONDITION_FORMS),
+        custom_error_type="condition_form",
+        custom_error_message="a condition needs exactly one of the keys "
+        + ", ".join(_CONDITION_FORMS),
+    ),
+]
+
+for _recursive in (AllCondition, AnyCondition, NotCondition):
+    _recursive.model_rebuild()
+
+
+def walk_condition(condition: Condition, path: str) -> Iterator[tuple[str, Condition]]:
+    """The condition and every condition nested in it, each with its key path."""
+    yield path, condition
+    match condition:
+        case AllCondition(all=children):
+            for index, child in enumerate(children):
+                yield from walk_condition(child, f"{path}.all[{index}]")
+        case AnyCondition(any=children):
+            for index, child in enumerate(children):
+                yield from walk_condition(child, f"{path}.any[{index}]")
+        case NotCondition(not_=child):
+            yield from walk_condition(child, f"{path}.not")
+
+
+# --- Decay and score rules ---------------------------------------------------------------------
+
+
+class HalfLifeDecay(_Section):
+    """An event's points halve every `half_life_days`: factor 0.5 ** (age / h)."""
+
+    half_life_days: PositiveFloat
+
+
+class StepDecay(_Section):
+    """An event's points lose `percent` % every `every_days`: (1 - p/100) ** floor(age / n)."""
+
+    percent: float = Field(gt=0, le=100)
+    every_days: PositiveInt
+
+
+_decay_class_by_key = _class_by_key({"half_life_days": HalfLifeDecay, "percent": StepDecay})
+
+
+def _decay_form(value: Any) -> str | None:
+    return "NoDecay" if value == "none" else _decay_class_by_key(value)
+
+
+Decay = Annotated[
+    _tagged(HalfLifeDecay, "HalfLifeDecay")
+    | _tagged(StepDecay, "StepDecay")
+    | _tagged(Literal["none"], "NoDecay"),
+    Discriminator(
+        _decay_form,
+        custom_error_type="decay_form",
+        custom_error_message="decay must be none, {half_life_days: H} "
+        "or {percent: P, every_days: N}",
+    ),
+]
+
+
+class EventRule(EventMatch):
+    """Every matching event adds `points × decay(age)`; the rule's total is capped at
+    ±`max_points`. `decay` overrides the score's default."""
+
+    id: RuleId
+    points: float
+    max_points: PositiveFloat | None = None
+    decay: Decay | None = None
+
+
+class ConditionRule(_Section):
+    """Adds `points` once when the condition holds as of the day scored."""
+
+    id: RuleId
+    when: Condition
+    points: float
+
+
+Rule = Annotated[
+    _tagged(EventRule, "EventRule") | _tagged(ConditionRule, "ConditionRule"),
+    Discriminator(
+        _class_by_key({"event": EventRule, "when": ConditionRule}),
+        custom_error_type="rule_form",
+        custom_error_message="a rule needs exactly one of the keys event (event rule), "
+        "when (condition rule)",
+    ),
+]
+
+
+def _unique_ids(rules: list[EventRule | ConditionRule] | list["DemotionRule"]) -> None:
+    """Rule ids name rules in explanations and audits, so they must not repeat."""
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise ValueError(f"duplicate rule id {rule.id!r}")
+        seen.add(rule.id)
+
+
+class Limit(_Section):
+    """The score's total is clamped to [min, max]."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class Score(_Section):
+    """A named score: the sum of its rules' contributions as of a day, clamped (SPEC §4)."""
+
+    limit: Limit
+    # Decay of event rules that do not set their own.
+    decay: Decay = "none"
+    rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _ids_unique(cls, rules: list[EventRule | ConditionRule]) -> list[EventRule | ConditionRule]:
+        _unique_ids(rules)
+        return rules
+
+    def decay_of(self, rule: EventRule) -> HalfLifeDecay | StepDecay | Literal["none"]:
+        """The decay that applies to an event rule of this score."""
+        return self.decay if rule.decay is None else rule.decay
+
+    def conditions(self) -> Iterator[tuple[str, Condition]]:
+        """Every condition in this score's rules, nested ones included, with its path."""
+        for index, rule in enumerate(self.rules):
+            if isinstance(rule, ConditionRule):
+                yield from walk_condition(rule.when, f"rules[{index}].when")
+
+
+# --- Sections ----------------------------------------------------------------------------------
+
+
+class Account(_Section):
+    """Who the CRM belongs to; its time zone decides where every day starts and ends."""
+
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+            ) from None
+        return name
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Contract(_Section):
+    """The paid marketing-contact tier and when it renews (SPEC §6)."""
+
+    renewal_date: date
+    # How renewal_date rolls forward when a renewal is applied.
+    billing: Literal["annual", "monthly"] = "annual"
+    marketing_contact_tier: NonNegativeInt
+    # Demotions become `scheduled` this many days before renewal_date.
+    demotion_window_days: int = Field(90, ge=1, le=366)
+
+
+class Band(_Section):
+    """A label for scores >= `gte`; a band without `gte` takes everything below."""
+
+    label: str = Field(min_length=1)
+    gte: float | None = None
+
+
+def _check_band_order(bands: list[Band]) -> list[Band]:
+    """Bands are read top-down (first whose `gte` is met wins), so they must strictly descend."""
+    labels = [band.label for band in bands]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"band labels repeat: {', '.join(labels)}")
+    for band in bands[:-1]:
+        if band.gte is None:
+            raise ValueError(f"only the last band may omit gte, not {band.label!r}")
+    thresholds = [band for band in bands if band.gte is not None]
+    for upper, lower in zip(thresholds, thresholds[1:], strict=False):
+        if lower.gte >= upper.gte:
+            raise ValueError(
+                f"gte must strictly decrease: {lower.label!r} ({lower.gte:g}) "
+                f"after {upper.label!r} ({upper.gte:g})"
+            )
+    return bands
+
+
+BandList = Annotated[list[Band], Field(min_length=1), AfterValidator(_check_band_order)]
+
+
+class Lifecycle(_Section):
+    """Each run moves a contact forward to the highest stage whose condition holds (SPEC §5)."""
+
+    promote: dict[Stage, Condition] = Field(default_factory=dict)
+
+
+class DemotionRule(_Section):
+    """A marketing contact meeting `when` gets an open demotion to non-marketing (SPEC §6)."""
+
+    id: RuleId
+    when: Condition
+
+
+class Marketing(_Section):
+    """Who counts against the paid tier: creation defaults, promotion, demotion (SPEC §6)."""
+
+    # Status of a new contact by creation source; unlisted sources keep DEFAULT_CREATION_STATUS.
+    creation_defaults: dict[ConfigurableSource, MarketingStatus] = Field(
+        default_factory=lambda: dict(DEFAULT_CREATION_STATUS)
+    )
+    # Status of a new contact created by the named integration, overriding creation_defaults.
+    integration_overrides: dict[str, MarketingStatus] = Field(default_factory=dict)
+    # None: no rule ever promotes a contact to marketing.
+    promote: Condition | None = None
+    demote: list[DemotionRule] = Field(default_factory=list)
+
+    @field_validator("creation_defaults")
+    @classmethod
+    def _fill_defaults(cls, given: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_CREATION_STATUS, **given}
+
+    @field_validator("demote")
+    @classmethod
+    def _ids_unique(cls, rules: list[DemotionRule]) -> list[DemotionRule]:
+        _unique_ids(rules)
+        return rules
+
+
+class Ingest(_Section):
+    """How much bad input a batch may carry before it is rejected whole (SPEC §2)."""
+
+    # Fraction of rows of one file that may be quarantined while the good rows still load.
+    max_bad_fraction: float = Field(0.05, ge=0, le=1)
+
+
+# Sections whose change means "the model changed, rescore everyone" (SPEC §4, rule changes).
+_RULE_SECTIONS = {"scores", "bands", "lifecycle", "marketing"}
+
+
+class LeadflowConfig(_Section):
+    """The whole leadflow.yaml, cross-checked: every name a rule uses refers to something real."""
+
+    account: Account
+    contract: Contract
+    scores: dict[ScoreName, Score] = Field(default_factory=dict)
+    bands: dict[str, BandList] = Field(default_factory=dict)
+    lifecycle: Lifecycle = Lifecycle()
+    marketing: Marketing = Marketing()
+    ingest: Ingest = Ingest()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        for path, condition in self.conditions():
+            if isinstance(condition, ScoreCondition) and condition.score not in self.scores:
+                raise ValueError(f"{path}.score: unknown score {condition.score!r}")
+        for name in self.bands:
+            if name not in self.scores:
+                raise ValueError(f"bands.{name}: unknown score {name!r}")
+        self.scores_in_dependency_order()
+        return self
+
+    def conditions(self) -> Iterator[tuple[str, Condition]]:
+        """Every condition of the config, nested ones included, with its key path."""
+        for name, score in self.scores.items():
+            for path, condition in score.conditions():
+                yield f"scores.{name}.{path}", condition
+        for stage, condition in self.lifecycle.promote.items():
+            yield from walk_condition(condition, f"lifecycle.promote.{stage}")
+        if self.marketing.promote is not None:
+            yield from walk_condition(self.marketing.promote, "marketing.promote")
+        for index, rule in enumerate(self.marketing.demote):
+            yield from walk_condition(rule.when, f"marketing.demote[{index}].when")
+
+    def scores_in_dependency_order(self) -> list[str]:
+        """Score names, each after the scores its rules' `score` conditions read."""
+        dependencies = {
+            name: {
+                condition.score
+                for _, condition in score.conditions()
+                if isinstance(condition, ScoreCondition)
+            }
+            for name, score in self.scores.items()
+        }
+        try:
+            return list(TopologicalSorter(dependencies).static_order())
+        except CycleError as error:
+            cycle = " -> ".join(error.args[1])
+            raise ValueError(f"scores: rules refer to each other in a cycle: {cycle}") from None
+
+    @property
+    def model_version(self) -> str:
+        """Hash of the rule-bearing sections as validated: blind to YAML comments, layout and
+        key order, changed by any rule change (SPEC §4 rescoring)."""
+        rules = self.model_dump(mode="json", include=_RULE_SECTIONS, exclude_none=True)
+        canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+# --- Loading -----------------------------------------------------------------------------------
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """yaml.safe_load with two changes: a key repeated in one mapping is an error (not
+    last-wins), and dates stay text so that pydantic parses them and names the key of a bad one.
+    """
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first_char: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first_char, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _mapping_without_duplicate_keys(loader: _ConfigLoader, node: yaml.MappingNode) -> dict:
+    seen: set[tuple[str, str]] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_ConfigLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicate_keys
+)
+
+_PLAIN_REASONS = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """Pydantic's loc as YAML: ('rules', 2, 'EventRule', 'event') -> rules[2].event."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in _UNION_TAGS and part != "[key]":
+            path += f".{part}" if path else part
+    return path
+
+
+def _describe(source: str, error: ValidationError) -> str:
+    """The first pydantic error as `source: key.path: reason (+N more)`."""
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "value_error":
+        reason = str(first["ctx"]["error"])
+    else:
+        reason = _PLAIN_REASONS.get(first["type"], first["msg"])
+        if first["type"] not in _PLAIN_REASONS and isinstance(first["input"], str | int | float):
+            reason += f", got {first['input']!r}"
+    path = _key_path(first["loc"])
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{source}: {path + ': ' if path else ''}{reason}{more}"
+
+
+def load_config(path: Path) -> LeadflowConfig:
+    """Read and validate the configuration file; any problem raises a one-line ConfigError."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source}: cannot read: {error}") from error
+    try:
+        data = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{source}: {where}invalid YAML: {error.problem}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: invalid YAML: {error}".replace("\n", " ")) from error
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (account, contract, ...)")
+    try:
+        return LeadflowConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(source, error).replace("\n", " ")) from error

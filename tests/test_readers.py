@@ -1,0 +1,96 @@
+"""File reading: each record is read or returned as unreadable; untrustworthy files fail whole."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from leadflow.readers import ROW, InputFileError, file_format, read_input
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def test_csv_rows_are_numbered_and_a_short_line_is_kept_as_unreadable(tmp_path):
+    path = write(tmp_path / "e.csv", "a,b,c\n1,2,3\n4,5\n7,8,9\n")
+    raw = read_input(path)
+    assert raw.table.column("a").to_pylist() == ["1", "7"]
+    assert raw.table.column(ROW).to_pylist() == [1, 3]
+    assert [(item.row, item.raw) for item in raw.unreadable] == [(2, "4,5")]
+    assert "2 fields where the header has 3" in raw.unreadable[0].reason
+    assert raw.rows_total == 3
+
+
+def test_csv_truncated_in_the_middle_of_the_last_line(tmp_path):
+    path = write(tmp_path / "e.csv", "a,b,c\n1,2,3\n4,5,6\n7,")
+    raw = read_input(path)
+    assert raw.table.num_rows == 2
+    assert [item.row for item in raw.unreadable] == [3]
+
+
+def test_csv_keeps_values_as_text_and_empty_cells_as_null(tmp_path):
+    path = write(tmp_path / "e.csv", "\ufeffid,zip\n1,007\n2,\n")
+    raw = read_input(path)
+    assert raw.table.column_names == ["id", "zip", ROW]
+    assert raw.table.column("zip").to_pylist() == ["007", None]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "file is empty"),
+        (b"\n\n", "file is empty"),
+        (b"a,b\n", "no data rows"),
+        ("email,name\nx@y.co,Zoë\n".encode("latin-1"), "not valid UTF-8 at line 2"),
+        (b"a,a\n1,2\n", "repeats a column"),
+    ],
+)
+def test_untrustworthy_csv_files_fail_whole_with_one_line(tmp_path, content, message):
+    path = write(tmp_path / "bad.csv", content)
+    with pytest.raises(InputFileError) as error:
+        read_input(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_jsonl_bad_lines_are_unreadable_and_objects_become_text(tmp_path):
+    lines = [
+        json.dumps({"event_id": "1", "properties": {"score": 9}}),
+        "{not json",
+        "[1, 2]",
+        "",
+        json.dumps({"event_id": "2", "url": "/p"}),
+    ]
+    raw = read_input(write(tmp_path / "e.jsonl", "\n".join(lines) + "\n"))
+    assert raw.table.column(ROW).to_pylist() == [1, 5]
+    assert json.loads(raw.table.column("properties").to_pylist()[0]) == {"score": 9}
+    assert raw.table.column("url").to_pylist() == [None, "/p"]
+    assert [(item.row, item.reason.split(" ")[0]) for item in raw.unreadable] == [
+        (2, "invalid"),
+        (3, "not"),
+    ]
+
+
+def test_parquet_is_read_with_its_types_and_a_truncated_one_fails(tmp_path):
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"event_id": ["1", "2"], "n": [1, 2]}), path)
+    raw = read_input(path)
+    assert raw.table.column(ROW).to_pylist() == [1, 2]
+    assert raw.table.column("n").type == pa.int64()
+    truncated = write(tmp_path / "cut.parquet", path.read_bytes()[:-20])
+    with pytest.raises(InputFileError, match="unreadable Parquet"):
+        read_input(truncated)
+
+
+def test_format_is_taken_from_the_extension():
+    assert file_format(Path("a.CSV")) == "csv"
+    assert file_format(Path("a.jsonl")) == "jsonl"
+    assert file_format(Path("a.ndjson")) == "jsonl"
+    assert file_format(Path("a.parquet")) == "parquet"
