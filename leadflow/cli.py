@@ -32,7 +32,7 @@ class ExportWhat(StrEnum):
 
 
 def fail(message: str, code: int = 1) -> None:
-    errors.print(f"error: {message}", highlight=False, soft_wrap=True)
+    errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -47,8 +47,10 @@ def workspace():
 
 def results_table(title: str, results: list[dict]) -> Table:
     table = Table(title=title)
-    for column in ("file", "status", "rows", "loaded", "known", "quarantined", "new contacts"):
-        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    table.add_column("file", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for column in ("rows", "loaded", "known", "quarant.", "new contacts"):
+        table.add_column(column, justify="right")
     for item in results:
         if item["status"] == "rejected":
             table.add_row(Path(item["file"]).name, "[red]rejected[/red]", "", "", "", "", "")
@@ -93,7 +95,7 @@ def ingest(
         )
     console.print(results_table("ingest", results))
     for message in failures:
-        errors.print(f"error: {message}", highlight=False, soft_wrap=True)
+        errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     if failures:
         raise typer.Exit(1)
 
@@ -155,7 +157,7 @@ def demo(
         f"rejected {len(rejected)} batch(es) whole:"
     )
     for item in rejected:
-        console.print(f"  {item['reason']}", highlight=False, soft_wrap=True)
+        console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @db_app.command("upgrade")

@@ -1,13 +1,16 @@
 """The single engine/session factory, and the Alembic upgrade applied on first use."""
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Connection, Engine, Table, event, inspect
 from sqlmodel import Session, create_engine
 
 from leadflow.settings import PROJECT_ROOT
@@ -27,6 +30,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA temp_store=MEMORY")  # staging tables of bulk loads
+    cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: index upkeep of large batches
     cursor.close()
 
 
@@ -80,3 +85,41 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
+    """Append an Arrow table to `table` fast: COPY on PostgreSQL, a plain executemany on SQLite.
+
+    Going through the ORM or SQLAlchemy's executemany costs ~20 µs per row in Python, which is
+    most of an ingest of a million property values; this path is a few µs per row. Timestamps
+    are written in the storage format SQLAlchemy's DateTime uses on each dialect, so rows read
+    back through the models exactly as if the ORM had written them.
+    """
+    if rows.num_rows == 0:
+        return
+    names = [column.name for column in table.columns if column.name in rows.column_names]
+    rows = rows.select(names)
+    if connection.dialect.name == "postgresql":
+        buffer = io.BytesIO()
+        pacsv.write_csv(rows, buffer)
+        cursor = connection.connection.driver_connection.cursor()
+        column_list = ", ".join(f'"{name}"' for name in names)
+        with cursor.copy(
+            f'COPY "{table.name}" ({column_list}) FROM STDIN (FORMAT csv, HEADER true)'
+        ) as copy:
+            copy.write(buffer.getvalue())
+        return
+    columns = []
+    for name in names:
+        column = rows.column(name)
+        if pa.types.is_timestamp(column.type):
+            # SQLAlchemy's "2026-01-01 00:00:05.000000" in UTC (casting a zone-less timestamp
+            # is ten times faster than one with a zone).
+            utc = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            column = utc.cast(pa.timestamp("us")).cast(pa.string())
+        columns.append(column.to_pylist())
+    placeholders = ", ".join("?" for _ in names)
+    connection.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({placeholders})',
+        list(zip(*columns, strict=True)),
+    )

@@ -82,8 +82,7 @@ class EventLake:
         staging.mkdir(parents=True)
         columns = ", ".join(EVENT_SCHEMA)
         connection.execute(
-            f"""COPY (SELECT {columns}, strftime(occurred_at, '%Y-%m-%d') AS day FROM {relation}
-                      ORDER BY day, email, occurred_at)
+            f"""COPY (SELECT {columns}, strftime(occurred_at, '%Y-%m-%d') AS day FROM {relation})
                 TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (day),
                                            FILENAME_PATTERN 'part{{i}}', COMPRESSION zstd)"""
         )

@@ -1,6 +1,5 @@
 """Environment settings, read once: where the state database, the event lake and the config live."""
 
-from functools import cache
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +24,6 @@ class Settings(BaseSettings):
         return self.lake.parent / "rejects"
 
 
-@cache
 def get_settings() -> Settings:
+    """Read the environment now (cheap): a changed variable is seen by the next call."""
     return Settings()

@@ -106,3 +106,21 @@ def snapshot(space: Workspace) -> dict:
         if path.is_file()
     ]
     return state
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect server for the whole session (it takes 10-20 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def leadflow_env(tmp_path: Path, monkeypatch) -> Path:
+    """Point the LEADFLOW_* settings at a fresh folder, as a user's shell would."""
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("LEADFLOW_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("LEADFLOW_CONFIG", str(SHIPPED_CONFIG))
+    return tmp_path

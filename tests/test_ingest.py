@@ -151,12 +151,12 @@ BAD_ROWS = [
     (event_row("b6", properties="{broken"), "properties: not a JSON object"),
     (
         event_row("b7", type_="email_bounce", properties='{"bounce_type": "medium"}'),
-        "properties.bounce_type: must be hard or soft",
+        "properties.bounce_type: missing or not hard/soft",
     ),
-    (event_row("b8", type_="email_bounce"), "properties.bounce_type: missing"),
+    (event_row("b8", type_="email_bounce"), "properties.bounce_type: missing or not"),
     (
         event_row("b9", type_="nps_response", properties='{"score": 14}'),
-        "properties.score: must be between 0 and 10",
+        "properties.score: missing or not between 0 and 10",
     ),
 ]
 
@@ -192,7 +192,7 @@ def test_duplicates_inside_one_file_are_all_quarantined(workspace, tmp_path):
     }
     assert reasons == {
         "source, event_id: duplicate (source, event_id) inside this file "
-        "[expect_compound_columns_to_be_unique]"
+        "[expect_column_values_to_be_between]"
     }
 
 

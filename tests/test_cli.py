@@ -1,0 +1,67 @@
+"""The `leadflow` command line: exit codes, one-line errors, exports (SPEC §7)."""
+
+import csv
+
+from sqlalchemy import inspect
+from typer.testing import CliRunner
+
+from leadflow.cli import app
+from leadflow.db import make_engine
+from tests.test_ingest import EVENT_HEADER, event_row, good_events, write_csv
+
+runner = CliRunner()
+
+
+def test_ingest_then_export_quarantine(leadflow_env):
+    rows = good_events(40) + [event_row("bad", email="nobody")]
+    path = write_csv(leadflow_env / "events.csv", rows, EVENT_HEADER)
+    result = runner.invoke(app, ["ingest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "loaded" in result.stdout and "41" in result.stdout
+    out = leadflow_env / "q.csv"
+    result = runner.invoke(app, ["export", "quarantine", "--out", str(out)])
+    assert result.exit_code == 0
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["file"], r["row"], r["reason"].split(":")[0]) for r in rows] == [
+        (str(path), "41", "email")
+    ]
+    assert '"email":"nobody"' in rows[0]["raw"]
+
+
+def test_rejected_batch_exits_non_zero_with_one_line(leadflow_env):
+    rows = good_events(10) + [event_row(f"x{i}", email="nobody") for i in range(5)]
+    path = write_csv(leadflow_env / "bad.csv", rows, EVENT_HEADER)
+    result = runner.invoke(app, ["ingest", str(path)])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and "batch rejected, 5 of 15 rows bad" in errors[0]
+    assert "[expect_column_values_to_match_regex]" in errors[0]
+
+
+def test_missing_column_and_forced_kind(leadflow_env):
+    path = leadflow_env / "contacts.csv"
+    path.write_text("email,first_name\nann@example.com,Ann\n")
+    result = runner.invoke(app, ["ingest", "--kind", "events", str(path)])
+    assert result.exit_code == 1
+    assert "missing column(s) event_id, source, type, occurred_at" in result.stderr
+    assert runner.invoke(app, ["ingest", "--kind", "contacts", str(path)]).exit_code == 0
+
+
+def test_bad_configuration_is_one_line_naming_the_key(leadflow_env, monkeypatch):
+    config = leadflow_env / "bad.yaml"
+    config.write_text(
+        "account: {timezone: Europe/Paris}\n"
+        "contract: {renewal_date: 2027-03-01, marketing_contact_tier: 10, colour: red}\n"
+    )
+    monkeypatch.setenv("LEADFLOW_CONFIG", str(config))
+    result = runner.invoke(app, ["ingest", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {config}: contract.colour: unknown key"
+
+
+def test_db_upgrade_creates_the_schema(leadflow_env):
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0
+    tables = set(inspect(make_engine(f"sqlite:///{leadflow_env / 'state.db'}")).get_table_names())
+    assert {"contact", "contact_property_history", "ingest_batch", "quarantined_row"} <= tables

@@ -1,0 +1,50 @@
+"""Flows on a real Prefect server (the session-scoped test harness)."""
+
+import pytest
+from prefect.artifacts import Artifact
+from prefect.states import Failed
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from flows.demo import demo_flow
+from leadflow.ingest import BatchRejected
+from leadflow.settings import get_settings
+from leadflow.workspace import Workspace
+from models import Contact, QuarantinedRow
+from tasks.ingest import retry_on_io_error
+
+pytestmark = pytest.mark.flow
+
+
+def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env):
+    results = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
+    by_status = {}
+    for item in results:
+        by_status.setdefault(item["status"], []).append(item)
+    assert len(by_status["rejected"]) == 1
+    assert "nothing was loaded" in by_status["rejected"][0]["reason"]
+    loaded = by_status["loaded"]
+    assert sum(item["rows_loaded"] for item in loaded) > 1000
+    assert sum(item["rows_quarantined"] for item in loaded) > 0
+
+    space = Workspace.from_settings(get_settings())
+    with Session(space.engine) as session:
+        contacts = session.exec(select(func.count()).select_from(Contact)).one()
+        quarantined = session.exec(select(func.count()).select_from(QuarantinedRow)).one()
+    assert contacts >= 300
+    assert quarantined == sum(item["rows_quarantined"] for item in loaded)
+
+    summary = Artifact.get("ingest-summary")
+    assert summary is not None and "**rejected**" in summary.data
+    quality = Artifact.get("data-quality")
+    assert quality is not None and "expect_column_values_to_match_regex" in str(quality.data)
+
+    again = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
+    statuses = {item["status"] for item in again}
+    assert statuses <= {"already_ingested", "rejected"}
+
+
+def test_only_io_errors_are_retried():
+    assert retry_on_io_error(None, None, Failed(data=OSError("disk unavailable")))
+    assert not retry_on_io_error(None, None, Failed(data=BatchRejected("bad", report=None)))
+    assert not retry_on_io_error(None, None, Failed(data=ValueError("bad value")))
