@@ -171,7 +171,7 @@ LOW_CARDINALITY_COLUMNS = (
     "initial_stage",
     "initial_marketing_status",
 )
-VALIDATION_CHUNK_ROWS = 500_000
+VALIDATION_CHUNK_ROWS = 400_000
 
 
 def _normalise_events_sql(renames: dict[str, str]) -> str:
@@ -272,29 +272,31 @@ def ingest_file(
     )
 
     quarantine = _quarantine_rows(connection, path, raw, columns, validation)
-    bad_fraction = len(quarantine) / raw.rows_total
+    rows_total = raw.rows_total
+    connection.unregister("raw")
+    del raw  # the input's memory is not needed any more: `norm` has what loads
+    bad_fraction = len(quarantine) / rows_total
     threshold = workspace.config.ingest.max_bad_fraction
     if bad_fraction > threshold:
         report = _write_reject_report(workspace.rejects_dir, path, now, quarantine)
         first = quarantine[0]
         raise BatchRejected(
-            f"{path}: batch rejected, {len(quarantine)} of {raw.rows_total} rows bad "
+            f"{path}: batch rejected, {len(quarantine)} of {rows_total} rows bad "
             f"({bad_fraction:.1%} > {threshold:.1%}); first: row {first['row']}: "
             f"{first['reason']}; nothing was loaded; report: {report}",
             report,
         )
     bad = pa.table({ROW: pa.array(sorted({item["row"] for item in quarantine}), pa.int64())})
     connection.register("bad_rows", bad)
-    connection.execute(
-        f"CREATE TEMP TABLE good AS SELECT * FROM norm ANTI JOIN bad_rows USING ({ROW})"
-    )
+    connection.execute(f"DELETE FROM norm WHERE {ROW} IN (SELECT {ROW} FROM bad_rows)")
+    connection.execute("ALTER TABLE norm RENAME TO good")
 
     result = IngestResult(
         str(path),
         kind,
         "loaded",
         batch_id=uuid.uuid4().hex,
-        rows_total=raw.rows_total,
+        rows_total=rows_total,
         rows_quarantined=len(quarantine),
         validation=validation,
     )
@@ -303,7 +305,7 @@ def ingest_file(
         file=str(path),
         checksum=checksum,
         kind=kind,
-        rows_total=raw.rows_total,
+        rows_total=rows_total,
         rows_loaded=0,
         rows_duplicate=0,
         rows_quarantined=len(quarantine),
@@ -402,12 +404,12 @@ def _stage_events(
     """Write the batch's events that the lake does not have yet to the lake's staging area."""
     committed = workspace.committed_event_batches()
     workspace.lake.sweep_orphans(committed)
-    connection.execute(
-        f"""CREATE TEMP TABLE new_events AS
-            SELECT * FROM good ANTI JOIN {workspace.lake.events_sql(committed)} AS lake
-            USING (source, event_id)"""
-    )
     good = connection.execute("SELECT count(*) FROM good").fetchone()[0]
+    connection.execute(
+        f"""DELETE FROM good USING {workspace.lake.events_sql(committed)} AS lake
+            WHERE good.source = lake.source AND good.event_id = lake.event_id"""
+    )
+    connection.execute("ALTER TABLE good RENAME TO new_events")
     result.rows_loaded = connection.execute("SELECT count(*) FROM new_events").fetchone()[0]
     result.rows_duplicate = good - result.rows_loaded
     columns = ", ".join(

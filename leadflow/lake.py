@@ -9,6 +9,7 @@ orphans that nobody reads and the next ingest sweeps away.
 
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +32,16 @@ EVENT_SCHEMA = {
 }
 
 
+DUCKDB_MEMORY_LIMIT = "512MB"
+
+
 def duckdb_connection() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that reads and writes timestamps in UTC."""
+    """A DuckDB connection in UTC whose working set spills to disk past DUCKDB_MEMORY_LIMIT."""
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    spill = Path(tempfile.gettempdir()) / "leadflow-duckdb"
+    connection.execute(f"SET temp_directory = '{spill.as_posix()}'")
     return connection
 
 
