@@ -65,3 +65,15 @@ def test_db_upgrade_creates_the_schema(leadflow_env):
     assert result.exit_code == 0
     tables = set(inspect(make_engine(f"sqlite:///{leadflow_env / 'state.db'}")).get_table_names())
     assert {"contact", "contact_property_history", "ingest_batch", "quarantined_row"} <= tables
+
+
+def test_generate_writes_a_sample_without_loading_it(leadflow_env):
+    out = leadflow_env / "sample"
+    result = runner.invoke(
+        app,
+        ["generate", "--out", str(out), "--contacts", "200", "--days", "30", "--split", "single"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "contacts.csv").exists() and (out / "hubspot-contacts.csv").exists()
+    assert len(list((out / "events").glob("events*.csv"))) == 1
+    assert not (leadflow_env / "state.db").exists()

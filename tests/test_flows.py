@@ -48,3 +48,20 @@ def test_only_io_errors_are_retried():
     assert retry_on_io_error(None, None, Failed(data=OSError("disk unavailable")))
     assert not retry_on_io_error(None, None, Failed(data=BatchRejected("bad", report=None)))
     assert not retry_on_io_error(None, None, Failed(data=ValueError("bad value")))
+
+
+def test_demo_command_prints_what_it_did(prefect_harness, leadflow_env):
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(leadflow_env / "demo"), "--contacts", "200", "--days", "40"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = [line for line in result.stdout.splitlines() if line.startswith("ingested ")]
+    assert len(summary) == 1
+    assert "rejected 1 batch(es) whole" in summary[0]
+    loaded = int(summary[0].split()[1])
+    assert loaded > 500
+    assert "batch rejected" in result.stdout
