@@ -1,15 +1,22 @@
 """leadflow: keeps a CRM contact base honest every day (see README.md and SPEC)."""
 
 import atexit
-import typing
+import os
+import sys
 
 
-def _clear_typing_caches() -> None:
-    """DuckDB 2's nanobind bindings report objects still held by `typing`'s caches at exit as
-    "leaked" (a wall of benign warnings after every Prefect run); clearing the caches first
-    keeps the output readable."""
-    for cleanup in typing._cleanups:  # type: ignore[attr-defined]
-        cleanup()
+def _quiet_interpreter_teardown() -> None:
+    """Mute stderr once every other exit handler has run.
+
+    DuckDB 2's nanobind bindings print a wall of benign "leaked instance" warnings while the
+    interpreter tears down after a Prefect run (objects still referenced at finalisation, not
+    a memory leak). This handler is registered when leadflow is first imported, so it runs
+    last: all output of the program and of the other exit handlers is already written.
+    """
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
-atexit.register(_clear_typing_caches)
+atexit.register(_quiet_interpreter_teardown)

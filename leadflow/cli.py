@@ -52,8 +52,8 @@ def results_table(title: str, results: list[dict]) -> Table:
     for column in ("rows", "loaded", "known", "quarant.", "new contacts"):
         table.add_column(column, justify="right")
     for item in results:
-        if item["status"] == "rejected":
-            table.add_row(Path(item["file"]).name, "[red]rejected[/red]", "", "", "", "", "")
+        if item["status"] in ("rejected", "failed"):
+            table.add_row(Path(item["file"]).name, f"[red]{item['status']}[/red]", *[""] * 5)
             continue
         table.add_row(
             Path(item["file"]).name,
@@ -80,7 +80,8 @@ def ingest(
             result = ingest_file(space, path, kind=kind.value if kind else None)
         except KNOWN_ERRORS as error:
             failures.append(str(error))
-            results.append({"file": str(path), "status": "rejected"})
+            status = "rejected" if isinstance(error, BatchRejected) else "failed"
+            results.append({"file": str(path), "status": status})
             continue
         results.append(
             {
