@@ -254,8 +254,21 @@ def ingest_file(
     with session_scope(workspace.engine) as session:
         if session.exec(select(IngestBatch.id).where(IngestBatch.checksum == checksum)).first():
             return IngestResult(str(path), kind, "already_ingested", rows_total=raw.rows_total)
+    with duckdb_connection() as connection:
+        return _ingest(workspace, connection, path, raw, kind, renames, checksum, now)
 
-    connection = duckdb_connection()
+
+def _ingest(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    path: Path,
+    raw: RawFile,
+    kind: Kind,
+    renames: dict[str, str],
+    checksum: str,
+    now: datetime,
+) -> IngestResult:
+    columns = [name for name in raw.table.column_names if name != ROW]
     connection.register("raw", raw.table)
     if kind == "events":
         normalise_sql, property_columns = _normalise_events_sql(renames), []
@@ -274,7 +287,7 @@ def ingest_file(
     quarantine = _quarantine_rows(connection, path, raw, columns, validation)
     rows_total = raw.rows_total
     connection.unregister("raw")
-    del raw  # the input's memory is not needed any more: `norm` has what loads
+    raw.release()  # `norm` has what loads from here on
     bad_fraction = len(quarantine) / rows_total
     threshold = workspace.config.ingest.max_bad_fraction
     if bad_fraction > threshold:
@@ -348,8 +361,6 @@ def ingest_file(
         if staged:
             workspace.lake.discard(staged)
         raise
-    finally:
-        connection.close()
     return result
 
 

@@ -9,7 +9,7 @@ A file that cannot be trusted as a whole (empty, wrong encoding, corrupt Parquet
 import codecs
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,16 +31,20 @@ class UnreadableRow:
     raw: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class RawFile:
     """The readable records (with their 1-based record number in `_row`) and the others."""
 
     table: pa.Table
     unreadable: list[UnreadableRow]
+    rows_total: int = field(init=False)
 
-    @property
-    def rows_total(self) -> int:
-        return self.table.num_rows + len(self.unreadable)
+    def __post_init__(self) -> None:
+        self.rows_total = self.table.num_rows + len(self.unreadable)
+
+    def release(self) -> None:
+        """Drop the records (a large file's biggest copy in memory) once they are loaded."""
+        self.table = pa.table({})
 
 
 def file_format(path: Path) -> str:

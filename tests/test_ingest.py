@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlmodel import Session, select
 
 from leadflow.config import Ingest
+from leadflow.domain import EVENT_COLUMNS
 from leadflow.ingest import BatchRejected, InputColumnsError, detect_kind, ingest_file
 from leadflow.lake import duckdb_connection
 from leadflow.readers import InputFileError
@@ -19,17 +20,7 @@ from models import ContactPropertyHistory as History
 from tests.conftest import snapshot
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-EVENT_HEADER = [
-    "event_id",
-    "source",
-    "email",
-    "type",
-    "occurred_at",
-    "url",
-    "form_id",
-    "campaign_id",
-    "properties",
-]
+EVENT_HEADER = list(EVENT_COLUMNS)
 
 
 def event_row(
