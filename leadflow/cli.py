@@ -1,5 +1,8 @@
 """The `leadflow` command line: the contract the acceptance tests use (SPEC §7)."""
 
+import json
+from dataclasses import asdict
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +32,10 @@ class Kind(StrEnum):
 
 class ExportWhat(StrEnum):
     quarantine = "quarantine"
+    scores = "scores"
+
+
+Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD")]
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -105,12 +112,152 @@ def ingest(
 def export(
     what: Annotated[ExportWhat, typer.Argument()],
     out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    as_of: Day = None,
 ) -> None:
-    """Export a table as CSV (quarantine: file, row, reason, raw)."""
-    from leadflow.exports import export_quarantine
+    """Export as CSV. quarantine: file, row, reason, raw. scores: email, one column per score,
+    band_<score> per banded score, as of --as-of (default yesterday)."""
+    from leadflow.exports import export_quarantine, write_csv
+    from leadflow.scores import scores_as_of, yesterday
 
-    count = export_quarantine(workspace().engine, out)
-    console.print(f"{count} quarantined rows written to {out}")
+    space = workspace()
+    if what is ExportWhat.quarantine:
+        count = export_quarantine(space.engine, out)
+        console.print(f"{count} quarantined rows written to {out}")
+        return
+    day = as_of.date() if as_of else yesterday(space)
+    table = scores_as_of(space, day)
+    write_csv(table, out)
+    console.print(f"scores of {table.num_rows} contacts as of {day} written to {out}")
+
+
+@app.command()
+def run(as_of: Day = None) -> None:
+    """The daily run as of --as-of (default yesterday in the account zone): score every
+    contact and write back what changed. (Inbox ingest, lifecycle, marketing: next issues.)"""
+    from leadflow.scores import score_day, yesterday
+
+    space = workspace()
+    summary = score_day(space, as_of.date() if as_of else yesterday(space))
+    print_scoring(summary)
+
+
+@app.command()
+def rescore(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the impact only.")] = False,
+    as_of: Day = None,
+) -> None:
+    """Rescore everyone with the current rules (default: as of the last day scored)."""
+    from leadflow.scores import last_scored_day, rescore_impact, score_day, yesterday
+
+    space = workspace()
+    day = as_of.date() if as_of else (last_scored_day(space) or yesterday(space))
+    if not dry_run:
+        print_scoring(score_day(space, day))
+        return
+    impact = rescore_impact(space, day)
+    table = Table(title=f"rescore impact as of {day} (model {space.config.model_version})")
+    for column in ("score", "band", "now", "after rescore"):
+        table.add_column(column, justify="left" if column in ("score", "band") else "right")
+    for row in impact.bands:
+        table.add_row(*[str(value) for value in row])
+    console.print(table)
+    movers = Table(title="biggest movers")
+    for column in ("email", "score", "now", "after", "change"):
+        movers.add_column(column, justify="left" if column in ("email", "score") else "right")
+    for row in impact.movers:
+        movers.add_row(row[0], row[1], f"{row[2]:.2f}", f"{row[3]:.2f}", f"{row[4]:+.2f}")
+    console.print(movers)
+    console.print(f"{impact.band_changes} contacts would change band; nothing was written")
+
+
+@app.command()
+def explain(
+    email: str,
+    as_of: Day = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
+) -> None:
+    """Why a contact has its scores: each rule's contribution, summing to the score."""
+    from leadflow.scores import UnknownContact, yesterday
+    from leadflow.scores import explain as explain_scores
+
+    space = workspace()
+    day = as_of.date() if as_of else yesterday(space)
+    try:
+        explanations = explain_scores(space, email, day)
+    except UnknownContact as error:
+        fail(str(error))
+    if as_json:
+        print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
+        return
+    for item in explanations:
+        table = Table(
+            title=f"{item.score} of {item.email} as of {item.day}: {item.value:g}"
+            + (f" ({item.band})" if item.band else "")
+        )
+        for column in ("rule", "kind", "points", "contribution", "events", "newest", "oldest"):
+            table.add_column(column)
+        for rule in item.rules:
+            table.add_row(
+                rule.rule,
+                rule.kind,
+                f"{rule.points:g}",
+                f"{rule.contribution:.4f}",
+                "" if rule.events is None else str(rule.events),
+                str(rule.newest or ""),
+                str(rule.oldest or ""),
+            )
+        table.add_row("total", "", "", f"{item.total_before_limit:.4f}", "", "", "")
+        console.print(table)
+        console.print(f"limit {item.limit[0]:g}..{item.limit[1]:g} -> {item.value:g}")
+
+
+@app.command()
+def history(
+    email: str,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])],
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])],
+    out: Annotated[Path | None, typer.Option(help="CSV file instead of a table.")] = None,
+) -> None:
+    """A contact's score path: one row per day per score, band changes marked."""
+    from leadflow.exports import write_csv
+    from leadflow.scores import UnknownContact
+    from leadflow.scores import history as score_history
+
+    try:
+        table = score_history(workspace(), email, start.date(), end.date())
+    except (UnknownContact, ValueError) as error:
+        fail(str(error))
+    if out:
+        write_csv(table, out)
+        console.print(f"{table.num_rows} rows written to {out}")
+        return
+    view = Table(title=f"score history of {email}")
+    for column in ("day", "score", "value", "band", "band change"):
+        view.add_column(column)
+    for row in table.to_pylist():
+        change = (
+            f"{row['previous_band']} -> {row['band']}"
+            if row["previous_band"] is not None and row["previous_band"] != row["band"]
+            else ""
+        )
+        view.add_row(
+            str(row["day"]), row["score"], f"{row['value']:.4f}", row["band"] or "", change
+        )
+    console.print(view)
+
+
+def print_scoring(summary) -> None:
+    model = f"model {summary.model_version}" + (
+        " (changed: everyone rescored)" if summary.model_changed else ""
+    )
+    console.print(
+        f"scored {summary.contacts} contacts as of {summary.day}, {model}: "
+        f"{summary.scores_changed} scores changed, {summary.band_changes} band changes"
+    )
+    for score, bands in summary.bands.items():
+        console.print(
+            f"  {score}: " + ", ".join(f"{band} {count}" for band, count in bands.items())
+        )
 
 
 @app.command()

@@ -3,6 +3,8 @@
 import csv
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 from sqlmodel import select
 
@@ -22,3 +24,8 @@ def export_quarantine(engine: Engine, out: Path) -> int:
             writer.writerow([item.file, item.row, item.reason, item.raw])
             count += 1
     return count
+
+
+def write_csv(table: pa.Table, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="needed"))

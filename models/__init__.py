@@ -4,5 +4,15 @@ from sqlmodel import SQLModel
 
 from models.contact import Contact, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
+from models.score import BandChange, ContactScore, ScoringRun
 
-__all__ = ["Contact", "ContactPropertyHistory", "IngestBatch", "QuarantinedRow", "SQLModel"]
+__all__ = [
+    "BandChange",
+    "Contact",
+    "ContactPropertyHistory",
+    "ContactScore",
+    "IngestBatch",
+    "QuarantinedRow",
+    "SQLModel",
+    "ScoringRun",
+]

@@ -1,6 +1,7 @@
 """The `leadflow` command line: exit codes, one-line errors, exports (SPEC §7)."""
 
 import csv
+import json
 
 from sqlalchemy import inspect
 from typer.testing import CliRunner
@@ -77,3 +78,55 @@ def test_generate_writes_a_sample_without_loading_it(leadflow_env):
     assert (out / "contacts.csv").exists() and (out / "hubspot-contacts.csv").exists()
     assert len(list((out / "events").glob("events*.csv"))) == 1
     assert not (leadflow_env / "state.db").exists()
+
+
+def test_scoring_commands(leadflow_env):
+    rows = [
+        event_row(f"o{i}", email="ann@example.com", occurred_at=f"2026-11-0{i}T10:00:00Z")
+        for i in range(1, 8)
+    ]
+    runner.invoke(app, ["ingest", str(write_csv(leadflow_env / "e.csv", rows, EVENT_HEADER))])
+    result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
+    assert result.exit_code == 0, result.output
+    assert "scored 1 contacts as of 2026-11-10" in result.stdout
+    assert "engagement: warm 1" in result.stdout  # 7 recent opens, no visits: -10
+
+    result = runner.invoke(app, ["explain", "Ann@Example.com", "--as-of", "2026-11-10", "--json"])
+    assert result.exit_code == 0, result.output
+    [engagement, fit] = json.loads(result.stdout)
+    assert engagement["rules"][0]["events"] == 7
+    total = sum(rule["contribution"] for rule in engagement["rules"])
+    assert round(total, 4) == engagement["value"]
+
+    out = leadflow_env / "scores.csv"
+    result = runner.invoke(app, ["export", "scores", "--as-of", "2026-11-10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open() as handle:
+        [row] = list(csv.DictReader(handle))
+    assert list(row) == ["email", "engagement", "fit", "band_engagement"]
+    assert float(row["engagement"]) == engagement["value"] and row["band_engagement"] == "warm"
+
+    history_csv = leadflow_env / "history.csv"
+    result = runner.invoke(
+        app,
+        [
+            "history",
+            "ann@example.com",
+            "--start",
+            "2026-11-01",
+            "--end",
+            "2026-11-10",
+            "--out",
+            str(history_csv),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with history_csv.open() as handle:
+        assert len(list(csv.DictReader(handle))) == 10 * 2
+
+    result = runner.invoke(app, ["rescore", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "0 contacts would change band; nothing was written" in result.stdout
+
+    result = runner.invoke(app, ["explain", "nobody@example.com"])
+    assert result.exit_code == 1 and "no contact with email" in result.stderr

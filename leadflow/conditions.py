@@ -1,0 +1,162 @@
+"""The condition language (SPEC §3) compiled to DuckDB SQL, set-based.
+
+A compiled condition is a boolean SQL expression over one row per (contact, day) target. What
+it reads is collected on the way into a `Features` registry: counts of matching events (one
+aggregate each, computed in the single pass over the events), contact properties as of the day,
+other scores. The scoring engine computes those feature columns, then evaluates the
+expressions; lifecycle and marketing (later) reuse the same compiler.
+"""
+
+from dataclasses import dataclass, field
+
+from leadflow.config import (
+    AllCondition,
+    AnyCondition,
+    Condition,
+    EventCondition,
+    EventMatch,
+    NotCondition,
+    PropertyCondition,
+    ScoreCondition,
+    StageCondition,
+    SuppressedCondition,
+    UnengagedCondition,
+    ValueTest,
+)
+
+# Event columns a `where` may name directly; any other name is read from `properties`.
+EVENT_COLUMNS = ("event_id", "source", "email", "type", "url", "form_id", "campaign_id")
+DAY_SECONDS = 86400.0
+
+
+class UnsupportedCondition(ValueError):
+    """A condition this engine cannot evaluate yet (the message names it)."""
+
+
+def quote(value: object) -> str:
+    """A SQL literal for a YAML scalar."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def text_literal(value: object) -> str:
+    """A scalar as the text it is compared with (JSON text of booleans is true/false)."""
+    if isinstance(value, bool):
+        return quote("true" if value else "false")
+    if isinstance(value, float) and value.is_integer():
+        return quote(str(int(value)))
+    return quote(str(value))
+
+
+def value_test_sql(expression: str, test: ValueTest) -> str:
+    """`test` applied to a text expression; numbers compare as numbers. NULL never passes."""
+    number = f"TRY_CAST({expression} AS DOUBLE)"
+    parts = []
+    if test.eq is not None:
+        if isinstance(test.eq, int | float) and not isinstance(test.eq, bool):
+            parts.append(f"{number} = {quote(test.eq)}")
+        else:
+            parts.append(f"{expression} = {text_literal(test.eq)}")
+    if test.in_ is not None:
+        parts.append(f"{expression} IN ({', '.join(text_literal(v) for v in test.in_)})")
+    if test.contains is not None:
+        parts.append(f"contains({expression}, {quote(test.contains)})")
+    if test.gte is not None:
+        parts.append(f"{number} >= {quote(test.gte)}")
+    if test.lte is not None:
+        parts.append(f"{number} <= {quote(test.lte)}")
+    return "COALESCE(" + " AND ".join(parts) + ", false)"
+
+
+def event_field_sql(name: str) -> str:
+    if name in EVENT_COLUMNS:
+        return f'e."{name}"'
+    key = name.replace('"', '\\"')
+    return f"json_extract_string(e.properties, '$.\"{key}\"')"
+
+
+def event_match_sql(match: EventMatch) -> str:
+    """A boolean over one event row `e` (with its `age` in days) for type, where, within_days."""
+    parts = [f"e.type = {quote(match.event)}"]
+    parts += [value_test_sql(event_field_sql(name), test) for name, test in match.where.items()]
+    if match.within_days is not None:
+        parts.append(f"e.age < {quote(match.within_days)}")
+    return " AND ".join(parts)
+
+
+@dataclass
+class Features:
+    """What compiled conditions read: event-count aggregates and property names."""
+
+    event_counts: dict[str, str] = field(default_factory=dict)  # column -> match SQL
+    properties: set[str] = field(default_factory=set)
+    needs_suppression: bool = False
+    needs_engagement: bool = False
+
+    def count_column(self, match_sql: str) -> str:
+        for column, existing in self.event_counts.items():
+            if existing == match_sql:
+                return column
+        column = f"n_{len(self.event_counts)}"
+        self.event_counts[column] = match_sql
+        return column
+
+
+def property_column(name: str) -> str:
+    return '"prop:' + name.replace('"', '""') + '"'
+
+
+def score_column(name: str) -> str:
+    return f'"score:{name}"'
+
+
+def condition_sql(condition: Condition, features: Features) -> str:
+    """A boolean SQL expression over a target row; registers the features it reads."""
+    match condition:
+        case EventCondition(count=count):
+            column = f"COALESCE({features.count_column(event_match_sql(condition))}, 0)"
+            bounds = []
+            if count.eq is not None:
+                bounds.append(f"{column} = {count.eq}")
+            if count.gte is not None:
+                bounds.append(f"{column} >= {count.gte}")
+            if count.lte is not None:
+                bounds.append(f"{column} <= {count.lte}")
+            return "(" + " AND ".join(bounds) + ")"
+        case PropertyCondition(property=name, known=known):
+            features.properties.add(name)
+            column = property_column(name)
+            parts = []
+            if known is not None:
+                parts.append(f"{column} IS {'NOT ' if known else ''}NULL")
+            if any(
+                getattr(condition, key) is not None
+                for key in ("eq", "in_", "contains", "gte", "lte")
+            ):
+                parts.append(value_test_sql(column, condition))
+            return "(" + " AND ".join(parts) + ")"
+        case ScoreCondition(score=name, gte=gte, lte=lte):
+            column = score_column(name)
+            parts = [f"{column} >= {quote(gte)}"] if gte is not None else []
+            parts += [f"{column} <= {quote(lte)}"] if lte is not None else []
+            return "(" + " AND ".join(parts) + ")"
+        case SuppressedCondition(suppressed=wanted):
+            features.needs_suppression = True
+            return f"({'' if wanted else 'NOT '}COALESCE(suppressed, false))"
+        case UnengagedCondition(unengaged=wanted):
+            features.needs_engagement = True
+            return "unengaged" if wanted else "NOT unengaged"
+        case AllCondition(all=children):
+            return "(" + " AND ".join(condition_sql(c, features) for c in children) + ")"
+        case AnyCondition(any=children):
+            return "(" + " OR ".join(condition_sql(c, features) for c in children) + ")"
+        case NotCondition(not_=child):
+            return f"(NOT {condition_sql(child, features)})"
+        case StageCondition():
+            raise UnsupportedCondition(
+                "stage conditions need lifecycle stages, which scores cannot read yet"
+            )
+    raise UnsupportedCondition(f"unknown condition {condition!r}")

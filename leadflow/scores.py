@@ -1,0 +1,344 @@
+"""Scoring services over a workspace: the daily scoring with write-back, explain, history,
+exports and the impact of a rule change. The SQL is built by `leadflow.scoring`."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import Column, Date, Float, MetaData, String, Table, bindparam, text
+from sqlmodel import select
+
+from leadflow.db import bulk_load, session_scope
+from leadflow.lake import duckdb_connection
+from leadflow.scoring import (
+    band_column,
+    compile_model,
+    compute_scores,
+    load_properties,
+    prepare_inputs,
+    rule_column,
+    targets_table,
+)
+from leadflow.workspace import Workspace
+from models import ScoringRun
+
+DECIMALS = 4
+
+
+class UnknownContact(LookupError):
+    """No contact has this email."""
+
+
+def yesterday(workspace: Workspace) -> date:
+    """The default day of a run: yesterday in the account time zone."""
+    return datetime.now(workspace.config.account.tz).date() - timedelta(days=1)
+
+
+def _emails(workspace: Workspace, email: str | None = None) -> list[str]:
+    query = "SELECT email FROM contact" + (" WHERE email = :email" if email else "")
+    with workspace.engine.connect() as connection:
+        emails = [row[0] for row in connection.execute(text(query), {"email": email})]
+    if email and not emails:
+        raise UnknownContact(f"no contact with email {email!r}")
+    return emails
+
+
+def _scored(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    emails: list[str],
+    days: list[date],
+    only: str | None = None,
+) -> duckdb.DuckDBPyRelation:
+    """Register the targets and their properties, and return the scored relation."""
+    committed = workspace.committed_event_batches()
+    model = compile_model(workspace.config, workspace.lake.events_sql(committed))
+    properties = load_properties(
+        workspace.engine, model.features.properties, [only] if only else None
+    )
+    prepare_inputs(
+        connection, workspace.config, targets_table(emails, days, workspace.config), properties
+    )
+    return compute_scores(connection, workspace.config, workspace.lake, committed)
+
+
+def _long_scores_sql(workspace: Workspace, relation: str) -> str:
+    """One row per (email, day, score): value rounded to DECIMALS, band."""
+    parts = [
+        f"SELECT email, day, '{name}' AS score, round(\"score:{name}\", {DECIMALS}) AS value, "
+        f"{band_column(name)} AS band FROM {relation}"
+        for name in workspace.config.scores
+    ]
+    return " UNION ALL ".join(parts)
+
+
+def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
+    """Every contact's scores and bands as of `day` (SPEC §7 `export scores` columns)."""
+    names = list(workspace.config.scores)
+    with duckdb_connection() as connection:
+        scored = _scored(workspace, connection, _emails(workspace), [day])
+        columns = [f'round("score:{name}", {DECIMALS}) AS "{name}"' for name in names]
+        columns += [
+            f'{band_column(name)} AS "band_{name}"'
+            for name in names
+            if name in workspace.config.bands
+        ]
+        return scored.query(
+            "scored", f"SELECT email, {', '.join(columns)} FROM scored ORDER BY email"
+        ).to_arrow_table()
+
+
+@dataclass(frozen=True)
+class ScoringSummary:
+    day: date
+    model_version: str
+    model_changed: bool
+    contacts: int
+    scores_changed: int
+    band_changes: int
+    bands: dict[str, dict[str, int]]  # score -> band -> contacts
+
+
+def score_day(workspace: Workspace, day: date) -> ScoringSummary:
+    """Score every contact as of `day` and write back only what changed (SPEC §4)."""
+    started = datetime.now(UTC)
+    version = workspace.config.model_version
+    with session_scope(workspace.engine) as session:
+        last_version = session.exec(
+            select(ScoringRun.model_version).order_by(ScoringRun.id.desc())
+        ).first()
+    model_changed = last_version is not None and last_version != version
+    emails = _emails(workspace)
+    with duckdb_connection() as connection:
+        scored = _scored(workspace, connection, emails, [day])
+        connection.register("scored", scored)
+        connection.execute(
+            f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}"
+        )
+        connection.register("stored", _stored_scores(workspace))
+        changed = connection.sql(
+            """SELECT n.email, n.score, n.value, n.band, s.band AS old_band
+               FROM new_scores n LEFT JOIN stored s USING (email, score)
+               WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band"""
+        ).to_arrow_table()
+        bands = {
+            name: dict(
+                connection.execute(
+                    "SELECT COALESCE(band, '-'), count(*) FROM new_scores WHERE score = $1 "
+                    "GROUP BY 1 ORDER BY 1",
+                    [name],
+                ).fetchall()
+            )
+            for name in workspace.config.scores
+        }
+    band_changes = _write_back(workspace, changed, day, version)
+    finished = datetime.now(UTC)
+    with session_scope(workspace.engine) as session:
+        session.add(
+            ScoringRun(
+                day=day,
+                model_version=version,
+                contacts=len(emails),
+                scores_changed=changed.num_rows,
+                band_changes=band_changes,
+                model_changed=model_changed,
+                started_at=started,
+                finished_at=finished,
+            )
+        )
+    return ScoringSummary(
+        day, version, model_changed, len(emails), changed.num_rows, band_changes, bands
+    )
+
+
+def _stored_scores(workspace: Workspace) -> pa.Table:
+    with workspace.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT c.email, s.score, s.value, s.band FROM contact_score s "
+                "JOIN contact c ON c.id = s.contact_id"
+            )
+        ).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+    return pa.table(
+        {
+            "email": pa.array(columns[0], pa.string()),
+            "score": pa.array(columns[1], pa.string()),
+            "value": pa.array(columns[2], pa.float64()),
+            "band": pa.array(columns[3], pa.string()),
+        }
+    )
+
+
+STAGE = Table(
+    "stage_score",
+    MetaData(),
+    Column("email", String),
+    Column("score", String),
+    Column("value", Float),
+    Column("band", String),
+    Column("old_band", String),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _write_back(workspace: Workspace, changed: pa.Table, day: date, version: str) -> int:
+    """Upsert the changed scores and record their band changes, in one transaction."""
+    if changed.num_rows == 0:
+        return 0
+    with session_scope(workspace.engine) as session:
+        db = session.connection()
+        STAGE.create(db)
+        bulk_load(db, STAGE, changed)
+        params = {"day": day, "version": version}
+        result = db.execute(
+            text(
+                """INSERT INTO band_change (contact_id, score, day, value, old_band, new_band,
+                                        model_version)
+               SELECT c.id, s.score, :day, s.value, s.old_band, s.band, :version
+               FROM stage_score s JOIN contact c ON c.email = s.email
+               WHERE COALESCE(s.old_band, '') <> COALESCE(s.band, '')"""
+            ).bindparams(bindparam("day", type_=Date())),
+            params,
+        )
+        band_changes = result.rowcount
+        db.execute(
+            text(
+                """INSERT INTO contact_score (contact_id, score, value, band, day, model_version)
+               SELECT c.id, s.score, s.value, s.band, :day, :version
+               FROM stage_score s JOIN contact c ON c.email = s.email WHERE true
+               ON CONFLICT (contact_id, score) DO UPDATE SET
+                 value = excluded.value, band = excluded.band, day = excluded.day,
+                 model_version = excluded.model_version"""
+            ).bindparams(bindparam("day", type_=Date())),
+            params,
+        )
+        STAGE.drop(db)
+    return band_changes
+
+
+@dataclass(frozen=True)
+class RuleContribution:
+    rule: str
+    kind: str  # event | condition
+    points: float
+    contribution: float
+    events: int | None = None
+    newest: datetime | None = None
+    oldest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    email: str
+    day: date
+    score: str
+    value: float
+    band: str | None
+    total_before_limit: float
+    limit: tuple[float, float]
+    rules: list[RuleContribution]
+
+
+def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
+    """Each score of one contact as of `day`, rule by rule: the contributions sum to the total,
+    which the score's limit clamps into the score."""
+    email = email.strip().lower()
+    _emails(workspace, email)
+    with duckdb_connection() as connection:
+        row = _scored(workspace, connection, [email], [day], only=email).to_arrow_table()
+        row = {name: values[0] for name, values in row.to_pydict().items()}
+    explanations = []
+    for name, score in workspace.config.scores.items():
+        rules = []
+        for index, rule in enumerate(score.rules):
+            contribution = float(row[rule_column(name, index).strip('"')] or 0.0)
+            if hasattr(rule, "event"):
+                rules.append(
+                    RuleContribution(
+                        rule.id,
+                        "event",
+                        rule.points,
+                        contribution,
+                        events=int(row[f"count:{name}:{index}"] or 0),
+                        newest=row[f"newest:{name}:{index}"],
+                        oldest=row[f"oldest:{name}:{index}"],
+                    )
+                )
+            else:
+                rules.append(RuleContribution(rule.id, "condition", rule.points, contribution))
+        explanations.append(
+            Explanation(
+                email,
+                day,
+                name,
+                round(float(row[f"score:{name}"]), DECIMALS),
+                row[f"band_{name}"],
+                sum(item.contribution for item in rules),
+                (score.limit.min, score.limit.max),
+                rules,
+            )
+        )
+    return explanations
+
+
+def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Table:
+    """One contact's daily path, one row per day and score, with its band changes: recomputed
+    from the lake for each day (no row per contact per day is stored)."""
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    email = email.strip().lower()
+    _emails(workspace, email)
+    days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+    with duckdb_connection() as connection:
+        scored = _scored(workspace, connection, [email], days, only=email)
+        connection.register("scored", scored)
+        return connection.sql(
+            f"""SELECT day, score, value, band,
+                       lag(band) OVER (PARTITION BY score ORDER BY day) AS previous_band
+                FROM ({_long_scores_sql(workspace, "scored")})
+                ORDER BY day, score"""
+        ).to_arrow_table()
+
+
+def last_scored_day(workspace: Workspace) -> date | None:
+    with session_scope(workspace.engine) as session:
+        return session.exec(select(ScoringRun.day).order_by(ScoringRun.id.desc())).first()
+
+
+@dataclass(frozen=True)
+class RescoreImpact:
+    bands: list[tuple[str, str, int, int]]  # score, band, contacts now, after
+    movers: list[tuple[str, str, float, float, float]]  # email, score, now, after, change
+    band_changes: int
+
+
+def rescore_impact(workspace: Workspace, day: date, movers: int = 10) -> RescoreImpact:
+    """What rescoring as of `day` with the current rules would change; writes nothing."""
+    with duckdb_connection() as connection:
+        scored = _scored(workspace, connection, _emails(workspace), [day])
+        connection.register("scored", scored)
+        connection.execute(
+            f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}"
+        )
+        connection.register("stored", _stored_scores(workspace))
+        bands = connection.execute(
+            """SELECT score, band, sum(now)::INT, sum(after)::INT FROM (
+                   SELECT score, COALESCE(band, '-') AS band, 1 AS now, 0 AS after FROM stored
+                   UNION ALL
+                   SELECT score, COALESCE(band, '-'), 0, 1 FROM new_scores)
+               GROUP BY 1, 2 ORDER BY 1, 2"""
+        ).fetchall()
+        top = connection.execute(
+            f"""SELECT n.email, n.score, COALESCE(s.value, 0), n.value,
+                       n.value - COALESCE(s.value, 0) AS change
+                FROM new_scores n LEFT JOIN stored s USING (email, score)
+                ORDER BY abs(change) DESC, n.email LIMIT {int(movers)}"""
+        ).fetchall()
+        changes = connection.execute(
+            """SELECT count(DISTINCT n.email) FROM new_scores n
+               LEFT JOIN stored s USING (email, score)
+               WHERE s.band IS DISTINCT FROM n.band"""
+        ).fetchone()[0]
+    return RescoreImpact(bands, top, changes)

@@ -1,0 +1,277 @@
+"""Scores as of a day (SPEC §4), computed set-based by DuckDB over the event lake.
+
+The rules of `leadflow.yaml` compile into one SQL query over `targets(email, day, as_of_end)`:
+one row per contact and day to score. The query joins each target with its events before
+`as_of_end` (one pass, one GROUP BY: every event rule's decayed sum and every condition's event
+count are aggregates of it), with the contact properties as they were at `as_of_end`, then adds
+the scores in dependency order (a score may read another). The same query serves the daily run
+(all contacts, one day), `explain` (one contact, one day) and `history` (one contact, many
+days): given the same data, a score depends only on the day.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import Engine, text
+
+from leadflow.conditions import (
+    DAY_SECONDS,
+    Features,
+    condition_sql,
+    event_match_sql,
+    property_column,
+    quote,
+    score_column,
+)
+from leadflow.config import (
+    ConditionRule,
+    EventRule,
+    HalfLifeDecay,
+    LeadflowConfig,
+    StepDecay,
+)
+from leadflow.lake import EventLake
+
+UNSUBSCRIBE_TYPES = ("email_unsubscribe", "email_spam_report")
+ENGAGEMENT_TYPES = ("email_open", "email_click")
+GRAYMAIL_SENDS_NEVER_ENGAGED = 11
+GRAYMAIL_SENDS_ENGAGED = 16
+
+
+def as_of_end(day: date, config: LeadflowConfig) -> datetime:
+    """The end of `day` in the account time zone (the instant events must precede)."""
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=config.account.tz)
+
+
+def rule_column(score: str, index: int) -> str:
+    return f'"rule:{score}:{index}"'
+
+
+def band_column(score: str) -> str:
+    return f'"band_{score}"'
+
+
+@dataclass
+class CompiledModel:
+    """The SQL of a configuration's scores, and what it reads."""
+
+    sql: str
+    features: Features
+    scores: list[str]
+    event_rules: dict[str, tuple[str, int]] = field(default_factory=dict)  # column -> rule
+
+
+def decay_sql(decay) -> str:
+    match decay:
+        case HalfLifeDecay(half_life_days=h):
+            return f"pow(0.5, e.age / {quote(h)})"
+        case StepDecay(percent=p, every_days=n):
+            return f"pow(1 - {quote(p)} / 100, floor(e.age / {quote(n)}))"
+    return "1.0"
+
+
+def compile_model(config: LeadflowConfig, events_sql: str) -> CompiledModel:
+    """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`."""
+    features = Features()
+    aggregates: list[str] = []
+    event_rules: dict[str, tuple[str, int]] = {}
+    score_layers: list[str] = []
+    for name in config.scores_in_dependency_order():
+        score = config.scores[name]
+        contributions = []
+        for index, rule in enumerate(score.rules):
+            column = rule_column(name, index)
+            if isinstance(rule, EventRule):
+                match = event_match_sql(rule)
+                points = f"{quote(rule.points)} * {decay_sql(score.decay_of(rule))}"
+                total = f"COALESCE(sum({points}) FILTER (WHERE {match}), 0)"
+                if rule.max_points is not None:
+                    cap = quote(rule.max_points)
+                    total = f"least(greatest({total}, -{cap}), {cap})"
+                aggregates.append(f"{total} AS {column}")
+                aggregates.append(f'count(*) FILTER (WHERE {match}) AS "count:{name}:{index}"')
+                aggregates.append(
+                    f'max(e.occurred_at) FILTER (WHERE {match}) AS "newest:{name}:{index}"'
+                )
+                aggregates.append(
+                    f'min(e.occurred_at) FILTER (WHERE {match}) AS "oldest:{name}:{index}"'
+                )
+                event_rules[column] = (name, index)
+                contributions.append(column)
+            else:
+                assert isinstance(rule, ConditionRule)
+                held = condition_sql(rule.when, features)
+                contributions.append(f"(CASE WHEN {held} THEN {quote(rule.points)} ELSE 0 END)")
+        select = [
+            f"{expression} AS {rule_column(name, index)}"
+            for index, expression in enumerate(contributions)
+            if not expression.startswith('"rule:')
+        ]
+        total = " + ".join(
+            f"COALESCE({rule_column(name, index)}, 0)" for index in range(len(score.rules))
+        )
+        low, high = quote(score.limit.min), quote(score.limit.max)
+        select.append(f"least(greatest({total}, {low}), {high}) AS {score_column(name)}")
+        score_layers.append(", ".join(select))
+
+    for column, match in features.event_counts.items():
+        aggregates.append(f"count(*) FILTER (WHERE {match}) AS {column}")
+    if features.needs_suppression:
+        aggregates.append(
+            "count(*) FILTER (WHERE e.type IN ('email_unsubscribe', 'email_spam_report') OR "
+            "(e.type = 'email_bounce' AND "
+            "json_extract_string(e.properties, '$.bounce_type') = 'hard')) > 0 AS suppressed"
+        )
+    if features.needs_engagement:
+        aggregates.append(
+            "list(e.occurred_at ORDER BY e.occurred_at DESC) FILTER "
+            "(WHERE e.type = 'email_sent') AS sends"
+        )
+        aggregates.append(
+            "max(e.occurred_at) FILTER (WHERE e.type IN ('email_open', 'email_click')) "
+            "AS last_engaged"
+        )
+    aggregate_sql = ",\n               ".join(aggregates) or "0 AS nothing"
+    property_sql = "".join(
+        f",\n               max(p.value) FILTER (WHERE p.name = {quote(name)}) AS "
+        f"{property_column(name)}"
+        for name in sorted(features.properties)
+    )
+    unengaged = (
+        f""",
+               COALESCE(CASE WHEN last_engaged IS NULL
+                    THEN len(sends) >= {GRAYMAIL_SENDS_NEVER_ENGAGED}
+                    ELSE len(sends) >= {GRAYMAIL_SENDS_ENGAGED}
+                         AND last_engaged < sends[{GRAYMAIL_SENDS_ENGAGED}] END, false)
+                   AS unengaged"""
+        if features.needs_engagement
+        else ""
+    )
+    sql = f"""
+    WITH e AS (
+        SELECT t.email, t.day, ev.* EXCLUDE (email),
+               (epoch(t.as_of_end) - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age
+        FROM targets t JOIN {events_sql} AS ev
+          ON ev.email = t.email AND ev.occurred_at < t.as_of_end
+    ),
+    a AS (
+        SELECT e.email, e.day,
+               {aggregate_sql}
+        FROM e GROUP BY e.email, e.day
+    ),
+    p AS (
+        SELECT p.email, p.day{property_sql}
+        FROM props p GROUP BY p.email, p.day
+    ),
+    joined AS (
+        SELECT t.email, t.day, a.* EXCLUDE (email, day), p.* EXCLUDE (email, day)
+        FROM targets t
+        LEFT JOIN a ON a.email = t.email AND a.day = t.day
+        LEFT JOIN p ON p.email = t.email AND p.day = t.day
+    ),
+    layer0 AS (SELECT *{unengaged} FROM joined)"""
+    previous = "layer0"
+    for index, layer in enumerate(score_layers, start=1):
+        sql += f""",
+    layer{index} AS (SELECT *, {layer} FROM {previous})"""
+        previous = f"layer{index}"
+    sql += f"\n    SELECT * FROM {previous}"
+    return CompiledModel(sql, features, config.scores_in_dependency_order(), event_rules)
+
+
+def band_sql(config: LeadflowConfig, name: str) -> str:
+    bands = config.bands.get(name)
+    if not bands:
+        return "NULL"
+    column = score_column(name)
+    cases = [
+        f"WHEN {column} >= {quote(band.gte)} THEN {quote(band.label)}"
+        if band.gte is not None
+        else f"ELSE {quote(band.label)}"
+        for band in bands
+    ]
+    if bands[-1].gte is not None:
+        cases.append("ELSE NULL")
+    return "CASE " + " ".join(cases) + " END"
+
+
+def load_properties(engine: Engine, names: set[str], emails: list[str] | None) -> pa.Table:
+    """The history of the named contact properties (of `emails`, or of everyone)."""
+    if not names:
+        return pa.table(
+            {"email": [], "name": [], "value": [], "valid_from": []}, schema=PROPERTY_SCHEMA
+        )
+    params: dict = {f"n{i}": name for i, name in enumerate(sorted(names))}
+    where = "h.name IN (" + ", ".join(f":n{i}" for i in range(len(names))) + ")"
+    if emails is not None:
+        params |= {f"e{i}": email for i, email in enumerate(emails)}
+        where += " AND c.email IN (" + ", ".join(f":e{i}" for i in range(len(emails))) + ")"
+    query = text(
+        "SELECT c.email, h.name, h.value, CAST(h.valid_from AS TEXT) "
+        f"FROM contact_property_history h JOIN contact c ON c.id = h.contact_id WHERE {where}"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query, params).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+    return pa.table(dict(zip(PROPERTY_SCHEMA.names, columns, strict=True)), schema=PROPERTY_SCHEMA)
+
+
+PROPERTY_SCHEMA = pa.schema(
+    [
+        ("email", pa.string()),
+        ("name", pa.string()),
+        ("value", pa.string()),
+        ("valid_from", pa.string()),
+    ]
+)
+
+
+def prepare_inputs(
+    connection: duckdb.DuckDBPyConnection,
+    config: LeadflowConfig,
+    targets: pa.Table,
+    property_history: pa.Table,
+) -> None:
+    """Register `targets(email, day, as_of_end)` and `props(email, day, name, value)`."""
+    connection.register("targets_arrow", targets)
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE targets AS "
+        "SELECT email, day, as_of_end::TIMESTAMPTZ AS as_of_end FROM targets_arrow"
+    )
+    connection.register("property_history", property_history)
+    # A property as it was at as_of_end: the newest value set strictly before it.
+    connection.execute(
+        """CREATE OR REPLACE TEMP TABLE props AS
+           SELECT t.email, t.day, h.name, arg_max(h.value, h.valid_from::TIMESTAMPTZ) AS value
+           FROM targets t JOIN property_history h
+             ON h.email = t.email AND h.valid_from::TIMESTAMPTZ < t.as_of_end
+           GROUP BY t.email, t.day, h.name"""
+    )
+
+
+def targets_table(emails: list[str], days: list[date], config: LeadflowConfig) -> pa.Table:
+    """Every (email, day) pair, with the end of the day in the account zone."""
+    pairs = [(email, day) for day in days for email in emails]
+    return pa.table(
+        {
+            "email": pa.array([email for email, _ in pairs], pa.string()),
+            "day": pa.array([day for _, day in pairs], pa.date32()),
+            "as_of_end": pa.array(
+                [as_of_end(day, config) for _, day in pairs], pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+
+
+def compute_scores(
+    connection: duckdb.DuckDBPyConnection,
+    config: LeadflowConfig,
+    lake: EventLake,
+    committed_batches: set[str],
+) -> duckdb.DuckDBPyRelation:
+    """Scores (and per-rule contributions) of every registered target, as a relation."""
+    model = compile_model(config, lake.events_sql(committed_batches))
+    bands = ", ".join(f"{band_sql(config, name)} AS {band_column(name)}" for name in model.scores)
+    return connection.sql(f"SELECT *, {bands} FROM ({model.sql})")
