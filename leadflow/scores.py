@@ -50,17 +50,18 @@ def _scored(
     emails: list[str],
     days: list[date],
     only: str | None = None,
+    explain: bool = False,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets and their properties, and return the scored relation."""
     committed = workspace.committed_event_batches()
-    model = compile_model(workspace.config, workspace.lake.events_sql(committed))
+    model = compile_model(workspace.config, workspace.lake.events_sql(committed), explain)
     properties = load_properties(
         workspace.engine, model.features.properties, [only] if only else None
     )
     prepare_inputs(
         connection, workspace.config, targets_table(emails, days, workspace.config), properties
     )
-    return compute_scores(connection, workspace.config, workspace.lake, committed)
+    return compute_scores(connection, workspace.config, model)
 
 
 def _long_scores_sql(workspace: Workspace, relation: str) -> str:
@@ -247,7 +248,8 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
     email = email.strip().lower()
     _emails(workspace, email)
     with duckdb_connection() as connection:
-        row = _scored(workspace, connection, [email], [day], only=email).to_arrow_table()
+        row = _scored(workspace, connection, [email], [day], only=email, explain=True)
+        row = row.to_arrow_table()
         row = {name: values[0] for name, values in row.to_pydict().items()}
     explanations = []
     for name, score in workspace.config.scores.items():

@@ -32,7 +32,6 @@ from leadflow.config import (
     LeadflowConfig,
     StepDecay,
 )
-from leadflow.lake import EventLake
 
 UNSUBSCRIBE_TYPES = ("email_unsubscribe", "email_spam_report")
 ENGAGEMENT_TYPES = ("email_open", "email_click")
@@ -72,8 +71,9 @@ def decay_sql(decay) -> str:
     return "1.0"
 
 
-def compile_model(config: LeadflowConfig, events_sql: str) -> CompiledModel:
-    """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`."""
+def compile_model(config: LeadflowConfig, events_sql: str, explain: bool = False) -> CompiledModel:
+    """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`;
+    with `explain`, also each event rule's matching events (count, newest, oldest)."""
     features = Features()
     aggregates: list[str] = []
     event_rules: dict[str, tuple[str, int]] = {}
@@ -266,12 +266,8 @@ def targets_table(emails: list[str], days: list[date], config: LeadflowConfig) -
 
 
 def compute_scores(
-    connection: duckdb.DuckDBPyConnection,
-    config: LeadflowConfig,
-    lake: EventLake,
-    committed_batches: set[str],
+    connection: duckdb.DuckDBPyConnection, config: LeadflowConfig, model: CompiledModel
 ) -> duckdb.DuckDBPyRelation:
-    """Scores (and per-rule contributions) of every registered target, as a relation."""
-    model = compile_model(config, lake.events_sql(committed_batches))
+    """Scores, bands and per-rule contributions of every registered target, as a relation."""
     bands = ", ".join(f"{band_sql(config, name)} AS {band_column(name)}" for name in model.scores)
     return connection.sql(f"SELECT *, {bands} FROM ({model.sql})")

@@ -367,3 +367,65 @@ def test_a_rule_change_is_detected_and_its_impact_shown_before_writing(space, tm
 
     summary = score_day(changed, DAY)
     assert (summary.model_changed, summary.band_changes) == (True, 1)
+
+
+HYGIENE = """
+account: {timezone: Europe/Paris}
+contract: {renewal_date: 2027-03-01, marketing_contact_tier: 100}
+scores:
+  hygiene:
+    limit: {min: -100, max: 100}
+    rules:
+      - {id: unengaged, when: {unengaged: true}, points: -1}
+      - {id: suppressed, when: {suppressed: true}, points: -10}
+"""
+
+
+def sends(email: str, count: int, first_age: float = 100) -> list[dict]:
+    return [
+        {"email": email, "type_": "email_sent", "occurred_at": at(first_age - i)}
+        for i in range(count)
+    ]
+
+
+def test_graymail_thresholds_and_suppression(database_url, tmp_path):
+    config = tmp_path / "hygiene.yaml"
+    config.write_text(HYGIENE)
+    space = make_workspace(database_url, tmp_path, config)
+    engaged_open = {"type_": "email_open", "occurred_at": at(200)}
+    rows = sends("never10@x.com", 10) + sends("never11@x.com", 11)
+    rows += [{"email": "eng15@x.com", **engaged_open}] + sends("eng15@x.com", 15)
+    rows += [{"email": "eng16@x.com", **engaged_open}] + sends("eng16@x.com", 16)
+    rows += sends("recent@x.com", 20) + [
+        {"email": "recent@x.com", "type_": "email_click", "occurred_at": at(90)}
+    ]
+    rows += [
+        {"email": "unsub@x.com", "type_": "email_unsubscribe", "occurred_at": at(3)},
+        {"email": "spam@x.com", "type_": "email_spam_report", "occurred_at": at(3)},
+        {
+            "email": "hard@x.com",
+            "type_": "email_bounce",
+            "occurred_at": at(3),
+            "properties": '{"bounce_type": "hard"}',
+        },
+        {
+            "email": "soft@x.com",
+            "type_": "email_bounce",
+            "occurred_at": at(3),
+            "properties": '{"bounce_type": "soft"}',
+        },
+    ]
+    load(space, tmp_path, rows)
+    hygiene = {email: row["hygiene"] for email, row in scores(space).items()}
+    assert hygiene == {
+        "never10@x.com": 0,
+        "never11@x.com": -1,
+        "eng15@x.com": 0,
+        "eng16@x.com": -1,
+        "recent@x.com": 0,
+        "unsub@x.com": -10,
+        "spam@x.com": -10,
+        "hard@x.com": -10,
+        "soft@x.com": 0,
+    }
+    space.engine.dispose()
