@@ -1,11 +1,13 @@
 """Demo flow: make a realistic sample data set and run the pipeline on it end to end."""
 
+from datetime import date, timedelta
 from pathlib import Path
 
 from prefect import flow, task
 
 from flows.ingest import ingest_flow
 from leadflow.demo_data import DemoDataset, generate_demo_data
+from tasks.score import score_day_task
 
 
 @task
@@ -14,8 +16,9 @@ def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDat
 
 
 @flow(name="demo")
-def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> list[dict]:
-    """Generate the sample files, then ingest them: contacts first, the broken batch last."""
+def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> dict:
+    """Generate the sample files, ingest them (contacts first, the broken batch last), then
+    score everyone as of the last day of the sample."""
     dataset = generate_task(out_dir, contacts, days, seed)
     files = [
         dataset.contacts_file,
@@ -23,4 +26,6 @@ def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 
         *dataset.event_files,
         dataset.rejected_file,
     ]
-    return ingest_flow(files)
+    ingested = ingest_flow(files)
+    scoring = score_day_task(date.today() - timedelta(days=1))
+    return {"ingest": ingested, "scoring": scoring}

@@ -5,6 +5,7 @@ from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -295,7 +296,8 @@ def demo(
     workspace()  # a bad configuration fails here, before Prefect starts
     from flows.demo import demo_flow
 
-    results = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
+    outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
+    results = outcome["ingest"]
     console.print(results_table("demo: ingest", results))
     loaded = sum(item.get("rows_loaded", 0) for item in results)
     quarantined = sum(item.get("rows_quarantined", 0) for item in results)
@@ -306,6 +308,7 @@ def demo(
     )
     for item in rejected:
         console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
+    print_scoring(SimpleNamespace(**outcome["scoring"]))
 
 
 @db_app.command("upgrade")

@@ -17,7 +17,11 @@ pytestmark = pytest.mark.flow
 
 
 def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env):
-    results = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
+    outcome = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
+    results = outcome["ingest"]
+    assert outcome["scoring"]["contacts"] >= 300
+    bands = outcome["scoring"]["bands"]["engagement"]
+    assert set(bands) <= {"hot", "warm", "cold"} and sum(bands.values()) >= 300
     by_status = {}
     for item in results:
         by_status.setdefault(item["status"], []).append(item)
@@ -39,9 +43,13 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     quality = Artifact.get("data-quality")
     assert quality is not None and "expect_column_values_to_match_regex" in str(quality.data)
 
+    score_bands = Artifact.get("score-bands")
+    assert score_bands is not None and "| engagement | cold |" in score_bands.data
+
     again = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
-    statuses = {item["status"] for item in again}
+    statuses = {item["status"] for item in again["ingest"]}
     assert statuses <= {"already_ingested", "rejected"}
+    assert again["scoring"]["scores_changed"] == 0
 
 
 def test_only_io_errors_are_retried():
@@ -65,3 +73,4 @@ def test_demo_command_prints_what_it_did(prefect_harness, leadflow_env):
     loaded = int(summary[0].split()[1])
     assert loaded > 500
     assert "batch rejected" in result.stdout
+    assert "engagement: cold" in result.stdout
