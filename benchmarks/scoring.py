@@ -23,7 +23,15 @@ from leadflow.config import load_config
 from leadflow.db import make_engine, upgrade
 from leadflow.ingest import ingest_file
 from leadflow.lake import EventLake, duckdb_connection
-from leadflow.scores import _emails, _scored, score_day
+from leadflow.scores import _emails, score_day
+from leadflow.scoring import (
+    as_of_end,
+    compile_model,
+    compute_scores,
+    load_properties,
+    prepare_inputs,
+    targets_table,
+)
 from leadflow.settings import PROJECT_ROOT
 from leadflow.workspace import Workspace
 
@@ -38,9 +46,10 @@ generate_demo_data(Path(out), contacts=int(contacts), days=int(days), split="mon
 """
 DAY = date(2026, 10, 31)
 
-# The shipped leadflow.yaml's scores, written by hand (SPEC §3 example).
+# The shipped leadflow.yaml's scores, written by hand (SPEC §3 example), over the same inputs
+# as the engine: `targets(email, day, as_of_end)`, `props(email, day, name, value)`, the lake.
 HAND_WRITTEN = """
-WITH t AS (SELECT email, TIMESTAMPTZ '{end}' AS as_of_end FROM contacts),
+WITH t AS (SELECT email FROM targets),
 e AS (
   SELECT ev.email, ev.type, ev.url, ev.properties,
          (epoch(TIMESTAMPTZ '{end}') - epoch(ev.occurred_at)) / 86400.0 AS age
@@ -49,22 +58,35 @@ e AS (
 a AS (
   SELECT email,
     sum(10 * pow(0.5, age / 90)) FILTER (WHERE type = 'email_open') AS opens,
-    least(sum(20 * pow(0.5, age / 90)) FILTER (WHERE type = 'email_click'), 60) AS clicks,
-    sum(-90) FILTER (WHERE type = 'email_bounce'
-                     AND json_extract_string(properties, '$.bounce_type') = 'hard') AS bounces,
+    least(COALESCE(sum(20 * pow(0.5, age / 90)) FILTER (WHERE type = 'email_click'), 0), 60)
+      AS clicks,
+    sum(-90) FILTER (WHERE type = 'email_bounce') AS bounces,
     count(*) FILTER (WHERE type = 'email_sent' AND age < 180) AS sends,
     count(*) FILTER (WHERE type = 'email_open' AND age < 180) AS opens_180,
     count(*) FILTER (WHERE type = 'page_view' AND contains(url, '/pricing') AND age < 60)
       AS pricing,
     count(*) FILTER (WHERE type = 'page_view' AND age < 180) AS visits
   FROM e GROUP BY email
+),
+p AS (
+  SELECT email,
+    max(value) FILTER (WHERE name = 'phone') AS phone,
+    max(value) FILTER (WHERE name = 'persona') AS persona
+  FROM props GROUP BY email
+),
+s AS (
+  SELECT t.email,
+    least(greatest(COALESCE(opens, 0) + COALESCE(clicks, 0) + COALESCE(bounces, 0)
+      + CASE WHEN COALESCE(sends, 0) >= 3 AND COALESCE(opens_180, 0) = 0 THEN -20 ELSE 0 END
+      + CASE WHEN COALESCE(pricing, 0) >= 3 THEN 15 ELSE 0 END
+      + CASE WHEN COALESCE(visits, 0) = 0 THEN -10 ELSE 0 END, -200), 200) AS engagement,
+    least(greatest(CASE WHEN phone IS NOT NULL THEN 5 ELSE 0 END
+      + CASE WHEN persona = 'job_seeker' THEN -100 ELSE 0 END, -200), 100) AS fit
+  FROM t LEFT JOIN a USING (email) LEFT JOIN p USING (email)
 )
-SELECT t.email,
-  least(greatest(COALESCE(opens, 0) + COALESCE(clicks, 0) + COALESCE(bounces, 0)
-    + CASE WHEN COALESCE(sends, 0) >= 3 AND COALESCE(opens_180, 0) = 0 THEN -20 ELSE 0 END
-    + CASE WHEN COALESCE(pricing, 0) >= 3 THEN 15 ELSE 0 END
-    + CASE WHEN COALESCE(visits, 0) = 0 THEN -10 ELSE 0 END, -200), 200) AS engagement
-FROM t LEFT JOIN a USING (email)
+SELECT *, CASE WHEN engagement >= 60 THEN 'hot' WHEN engagement >= 20 THEN 'warm'
+               ELSE 'cold' END AS band_engagement
+FROM s
 """
 
 
@@ -124,22 +146,42 @@ def main() -> None:
         return
     space = workspace(state)
     committed = space.committed_event_batches()
-    emails = _emails(space)
     events = space.lake.events_sql(committed)
+    model = compile_model(space.config, events)
     with duckdb_connection() as connection:
-        end = "2026-10-31 23:00:00+00"  # midnight after DAY in Paris (CET)
-        n_events = connection.execute(f"SELECT count(*) FROM {events}").fetchone()[0]
+        end = as_of_end(DAY, space.config).isoformat()
+        [(n_events,)] = connection.execute(f"SELECT count(*) FROM {events}").fetchall()
+
+        def load_inputs():
+            emails = _emails(space)
+            properties = load_properties(space.engine, model.features.properties, None)
+            targets = targets_table(emails, [DAY], space.config)
+            prepare_inputs(connection, space.config, targets, properties)
+            return emails
+
+        emails, _ = timed("inputs: contacts and properties from SQLite", load_inputs)
         print(f"{len(emails)} contacts, {n_events} events in the lake")
-        connection.execute("CREATE TEMP TABLE contacts AS SELECT unnest($1) AS email", [emails])
         hand = HAND_WRITTEN.format(end=end, events=events)
-        _, hand_seconds = timed(
-            "hand-written DuckDB query (engagement)", lambda: connection.sql(hand).to_arrow_table()
+        hand_scores, hand_seconds = timed(
+            "hand-written DuckDB query (engagement + fit)",
+            lambda: connection.sql(hand).to_arrow_table(),
         )
-        _, engine_seconds = timed(
-            "leadflow compiled query (engagement + fit, explain columns)",
-            lambda: _scored(space, connection, emails, [DAY]).to_arrow_table(),
+        engine_scores, engine_seconds = timed(
+            "leadflow compiled query (engagement + fit)",
+            lambda: compute_scores(connection, space.config, model).to_arrow_table(),
         )
-    print(f"ratio engine / hand-written: {engine_seconds / hand_seconds:.2f}")
+        connection.register("hand_scores", hand_scores)
+        connection.register("engine_scores", engine_scores)
+        differences = connection.execute(
+            """SELECT count(*) FROM hand_scores h JOIN engine_scores e USING (email)
+               WHERE abs(h.engagement - e."score:engagement") > 1e-9
+                  OR abs(h.fit - e."score:fit") > 1e-9
+                  OR h.band_engagement IS DISTINCT FROM e.band_engagement"""
+        ).fetchone()[0]
+    print(
+        f"ratio engine / hand-written: {engine_seconds / hand_seconds:.2f}; "
+        f"contacts whose scores differ: {differences}"
+    )
     first, _ = timed("score_day, first run (writes every score)", lambda: score_day(space, DAY))
     print(f"  {first.scores_changed} scores written, {first.band_changes} band changes")
     again, _ = timed("score_day, same day again (nothing to write)", lambda: score_day(space, DAY))

@@ -87,6 +87,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+BULK_CHUNK_ROWS = 200_000
+
+
 def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
     """Append an Arrow table to `table` fast: COPY on PostgreSQL, a plain executemany on SQLite.
 
@@ -100,26 +103,25 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
     names = [column.name for column in table.columns if column.name in rows.column_names]
     rows = rows.select(names)
     if connection.dialect.name == "postgresql":
-        buffer = io.BytesIO()
-        pacsv.write_csv(rows, buffer)
         cursor = connection.connection.driver_connection.cursor()
         column_list = ", ".join(f'"{name}"' for name in names)
-        with cursor.copy(
-            f'COPY "{table.name}" ({column_list}) FROM STDIN (FORMAT csv, HEADER true)'
-        ) as copy:
-            copy.write(buffer.getvalue())
+        options = pacsv.WriteOptions(include_header=False)
+        with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN (FORMAT csv)') as copy:
+            for chunk in rows.to_batches(BULK_CHUNK_ROWS):
+                buffer = io.BytesIO()
+                pacsv.write_csv(pa.Table.from_batches([chunk]), buffer, options)
+                copy.write(buffer.getvalue())
         return
-    columns = []
-    for name in names:
-        column = rows.column(name)
-        if pa.types.is_timestamp(column.type):
-            # SQLAlchemy's "2026-01-01 00:00:05.000000" in UTC (casting a zone-less timestamp
-            # is ten times faster than one with a zone).
-            utc = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            column = utc.cast(pa.timestamp("us")).cast(pa.string())
-        columns.append(column.to_pylist())
-    placeholders = ", ".join("?" for _ in names)
-    connection.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({placeholders})',
-        list(zip(*columns, strict=True)),
+    statement = (
+        f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({", ".join("?" for _ in names)})'
     )
+    for chunk in rows.to_batches(BULK_CHUNK_ROWS):  # bounded memory: Python rows are big
+        columns = []
+        for column in chunk.columns:
+            if pa.types.is_timestamp(column.type):
+                # SQLAlchemy's "2026-01-01 00:00:05.000000" in UTC (casting a zone-less
+                # timestamp is ten times faster than one with a zone).
+                utc = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                column = utc.cast(pa.timestamp("us")).cast(pa.string())
+            columns.append(column.to_pylist())
+        connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))

@@ -9,7 +9,7 @@ the scores in dependency order (a score may read another). The same query serves
 days): given the same data, a score depends only on the day.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import duckdb
@@ -59,7 +59,6 @@ class CompiledModel:
     sql: str
     features: Features
     scores: list[str]
-    event_rules: dict[str, tuple[str, int]] = field(default_factory=dict)  # column -> rule
 
 
 def decay_sql(decay) -> str:
@@ -76,7 +75,6 @@ def compile_model(config: LeadflowConfig, events_sql: str, explain: bool = False
     with `explain`, also each event rule's matching events (count, newest, oldest)."""
     features = Features()
     aggregates: list[str] = []
-    event_rules: dict[str, tuple[str, int]] = {}
     score_layers: list[str] = []
     for name in config.scores_in_dependency_order():
         score = config.scores[name]
@@ -91,14 +89,12 @@ def compile_model(config: LeadflowConfig, events_sql: str, explain: bool = False
                     cap = quote(rule.max_points)
                     total = f"least(greatest({total}, -{cap}), {cap})"
                 aggregates.append(f"{total} AS {column}")
-                aggregates.append(f'count(*) FILTER (WHERE {match}) AS "count:{name}:{index}"')
-                aggregates.append(
-                    f'max(e.occurred_at) FILTER (WHERE {match}) AS "newest:{name}:{index}"'
-                )
-                aggregates.append(
-                    f'min(e.occurred_at) FILTER (WHERE {match}) AS "oldest:{name}:{index}"'
-                )
-                event_rules[column] = (name, index)
+                if explain:
+                    aggregates += [
+                        f'count(*) FILTER (WHERE {match}) AS "count:{name}:{index}"',
+                        f'max(e.occurred_at) FILTER (WHERE {match}) AS "newest:{name}:{index}"',
+                        f'min(e.occurred_at) FILTER (WHERE {match}) AS "oldest:{name}:{index}"',
+                    ]
                 contributions.append(column)
             else:
                 assert isinstance(rule, ConditionRule)
@@ -178,7 +174,7 @@ def compile_model(config: LeadflowConfig, events_sql: str, explain: bool = False
     layer{index} AS (SELECT *, {layer} FROM {previous})"""
         previous = f"layer{index}"
     sql += f"\n    SELECT * FROM {previous}"
-    return CompiledModel(sql, features, config.scores_in_dependency_order(), event_rules)
+    return CompiledModel(sql, features, config.scores_in_dependency_order())
 
 
 def band_sql(config: LeadflowConfig, name: str) -> str:
@@ -253,16 +249,20 @@ def prepare_inputs(
 
 def targets_table(emails: list[str], days: list[date], config: LeadflowConfig) -> pa.Table:
     """Every (email, day) pair, with the end of the day in the account zone."""
-    pairs = [(email, day) for day in days for email in emails]
-    return pa.table(
-        {
-            "email": pa.array([email for email, _ in pairs], pa.string()),
-            "day": pa.array([day for _, day in pairs], pa.date32()),
-            "as_of_end": pa.array(
-                [as_of_end(day, config) for _, day in pairs], pa.timestamp("us", tz="UTC")
-            ),
-        }
-    )
+    email_array = pa.array(emails, pa.string())
+    parts = [
+        pa.table(
+            {
+                "email": email_array,
+                "day": pa.repeat(pa.scalar(day, pa.date32()), len(emails)),
+                "as_of_end": pa.repeat(
+                    pa.scalar(as_of_end(day, config), pa.timestamp("us", tz="UTC")), len(emails)
+                ),
+            }
+        )
+        for day in days
+    ]
+    return pa.concat_tables(parts)
 
 
 def compute_scores(
