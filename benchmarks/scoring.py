@@ -147,7 +147,7 @@ def main() -> None:
     space = workspace(state)
     committed = space.committed_event_batches()
     events = space.lake.events_sql(committed)
-    model = compile_model(space.config, events)
+    model = compile_model(space.config, events, whole_base_at=as_of_end(DAY, space.config))
     with duckdb_connection() as connection:
         end = as_of_end(DAY, space.config).isoformat()
         [(n_events,)] = connection.execute(f"SELECT count(*) FROM {events}").fetchall()

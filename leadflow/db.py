@@ -125,3 +125,28 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
                 column = utc.cast(pa.timestamp("us")).cast(pa.string())
             columns.append(column.to_pylist())
         connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+
+
+def read_arrow(engine: Engine, sql: str, schema: pa.Schema) -> pa.Table:
+    """Run a plain SQL query (no parameters) through the DB-API cursor into an Arrow table.
+
+    For large reads (every contact, every score): SQLAlchemy's Row objects cost about a
+    microsecond per value; the driver's tuples go straight into Arrow, chunk by chunk.
+    """
+    batches = []
+    with engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(BULK_CHUNK_ROWS):
+            columns = list(zip(*rows, strict=True))
+            batches.append(
+                pa.record_batch(
+                    [
+                        pa.array(values, field.type)
+                        for values, field in zip(columns, schema, strict=True)
+                    ],
+                    schema=schema,
+                )
+            )
+        cursor.close()
+    return pa.Table.from_batches(batches, schema=schema)

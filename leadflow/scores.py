@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Column, Date, Float, MetaData, String, Table, bindparam, text
+from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel import select
 
-from leadflow.db import bulk_load, session_scope
+from leadflow.db import bulk_load, read_arrow, session_scope
 from leadflow.lake import duckdb_connection
 from leadflow.scoring import (
+    as_of_end,
     band_column,
     compile_model,
     compute_scores,
@@ -35,29 +36,52 @@ def yesterday(workspace: Workspace) -> date:
     return datetime.now(workspace.config.account.tz).date() - timedelta(days=1)
 
 
+CONTACTS_SCHEMA = pa.schema([("contact_id", pa.int64()), ("email", pa.string())])
+STORED_SCHEMA = pa.schema(
+    [
+        ("contact_id", pa.int64()),
+        ("score", pa.string()),
+        ("value", pa.float64()),
+        ("band", pa.string()),
+    ]
+)
+
+
 def _emails(workspace: Workspace, email: str | None = None) -> list[str]:
-    query = "SELECT email FROM contact" + (" WHERE email = :email" if email else "")
+    """One contact's email (checked to exist), or every contact's."""
+    if email is None:
+        return _contacts(workspace).column("email").to_pylist()
     with workspace.engine.connect() as connection:
-        emails = [row[0] for row in connection.execute(text(query), {"email": email})]
-    if email and not emails:
+        found = connection.execute(
+            text("SELECT email FROM contact WHERE email = :email"), {"email": email}
+        ).first()
+    if found is None:
         raise UnknownContact(f"no contact with email {email!r}")
-    return emails
+    return [email]
+
+
+def _contacts(workspace: Workspace) -> pa.Table:
+    return read_arrow(workspace.engine, "SELECT id, email FROM contact", CONTACTS_SCHEMA)
 
 
 def _scored(
     workspace: Workspace,
     connection: duckdb.DuckDBPyConnection,
-    emails: list[str],
     days: list[date],
-    only: str | None = None,
+    email: str | None = None,
     explain: bool = False,
 ) -> duckdb.DuckDBPyRelation:
-    """Register the targets and their properties, and return the scored relation."""
+    """Register the targets (one contact, or every contact) for `days` and their properties,
+    and return the scored relation."""
     committed = workspace.committed_event_batches()
-    model = compile_model(workspace.config, workspace.lake.events_sql(committed), explain)
-    properties = load_properties(
-        workspace.engine, model.features.properties, [only] if only else None
+    whole_base_at = (
+        as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
     )
+    model = compile_model(
+        workspace.config, workspace.lake.events_sql(committed), explain, whole_base_at
+    )
+    emails = _emails(workspace, email)
+    properties = load_properties(workspace.engine, model.features.properties, email)
     prepare_inputs(
         connection, workspace.config, targets_table(emails, days, workspace.config), properties
     )
@@ -78,7 +102,7 @@ def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
     """Every contact's scores and bands as of `day` (SPEC §7 `export scores` columns)."""
     names = list(workspace.config.scores)
     with duckdb_connection() as connection:
-        scored = _scored(workspace, connection, _emails(workspace), [day])
+        scored = _scored(workspace, connection, [day])
         columns = [f'round("score:{name}", {DECIMALS}) AS "{name}"' for name in names]
         columns += [
             f'{band_column(name)} AS "band_{name}"'
@@ -101,6 +125,28 @@ class ScoringSummary:
     bands: dict[str, dict[str, int]]  # score -> band -> contacts
 
 
+def _score_against_stored(
+    workspace: Workspace, connection: duckdb.DuckDBPyConnection, day: date
+) -> None:
+    """Tables `new_scores(email, day, score, value, band)` and `stored(contact_id, email,
+    score, value, band)`: every contact's scores as of `day`, and what the state store has."""
+    connection.register("scored", _scored(workspace, connection, [day]))
+    connection.execute(f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}")
+    connection.register("contacts", _contacts(workspace))
+    connection.register(
+        "stored_scores",
+        read_arrow(
+            workspace.engine,
+            "SELECT contact_id, score, value, band FROM contact_score",
+            STORED_SCHEMA,
+        ),
+    )
+    connection.execute(
+        "CREATE TEMP TABLE stored AS "
+        "SELECT s.*, c.email FROM stored_scores s JOIN contacts c USING (contact_id)"
+    )
+
+
 def score_day(workspace: Workspace, day: date) -> ScoringSummary:
     """Score every contact as of `day` and write back only what changed (SPEC §4)."""
     started = datetime.now(UTC)
@@ -110,19 +156,15 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
             select(ScoringRun.model_version).order_by(ScoringRun.id.desc())
         ).first()
     model_changed = last_version is not None and last_version != version
-    emails = _emails(workspace)
     with duckdb_connection() as connection:
-        scored = _scored(workspace, connection, emails, [day])
-        connection.register("scored", scored)
-        connection.execute(
-            f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}"
-        )
-        connection.register("stored", _stored_scores(workspace))
+        _score_against_stored(workspace, connection, day)
         changed = connection.sql(
-            """SELECT n.email, n.score, n.value, n.band, s.band AS old_band
-               FROM new_scores n LEFT JOIN stored s USING (email, score)
+            """SELECT c.contact_id, n.score, n.value, n.band, s.band AS old_band
+               FROM new_scores n JOIN contacts c USING (email)
+               LEFT JOIN stored s USING (email, score)
                WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band"""
         ).to_arrow_table()
+        [(contacts,)] = connection.execute("SELECT count(*) FROM contacts").fetchall()
         bands = {
             name: dict(
                 connection.execute(
@@ -134,48 +176,28 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
             for name in workspace.config.scores
         }
     band_changes = _write_back(workspace, changed, day, version)
-    finished = datetime.now(UTC)
     with session_scope(workspace.engine) as session:
         session.add(
             ScoringRun(
                 day=day,
                 model_version=version,
-                contacts=len(emails),
+                contacts=contacts,
                 scores_changed=changed.num_rows,
                 band_changes=band_changes,
                 model_changed=model_changed,
                 started_at=started,
-                finished_at=finished,
+                finished_at=datetime.now(UTC),
             )
         )
     return ScoringSummary(
-        day, version, model_changed, len(emails), changed.num_rows, band_changes, bands
-    )
-
-
-def _stored_scores(workspace: Workspace) -> pa.Table:
-    with workspace.engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT c.email, s.score, s.value, s.band FROM contact_score s "
-                "JOIN contact c ON c.id = s.contact_id"
-            )
-        ).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
-    return pa.table(
-        {
-            "email": pa.array(columns[0], pa.string()),
-            "score": pa.array(columns[1], pa.string()),
-            "value": pa.array(columns[2], pa.float64()),
-            "band": pa.array(columns[3], pa.string()),
-        }
+        day, version, model_changed, contacts, changed.num_rows, band_changes, bands
     )
 
 
 STAGE = Table(
     "stage_score",
     MetaData(),
-    Column("email", String),
+    Column("contact_id", Integer),
     Column("score", String),
     Column("value", Float),
     Column("band", String),
@@ -196,10 +218,9 @@ def _write_back(workspace: Workspace, changed: pa.Table, day: date, version: str
         result = db.execute(
             text(
                 """INSERT INTO band_change (contact_id, score, day, value, old_band, new_band,
-                                        model_version)
-               SELECT c.id, s.score, :day, s.value, s.old_band, s.band, :version
-               FROM stage_score s JOIN contact c ON c.email = s.email
-               WHERE COALESCE(s.old_band, '') <> COALESCE(s.band, '')"""
+                                            model_version)
+                   SELECT contact_id, score, :day, value, old_band, band, :version
+                   FROM stage_score WHERE COALESCE(old_band, '') <> COALESCE(band, '')"""
             ).bindparams(bindparam("day", type_=Date())),
             params,
         )
@@ -207,11 +228,11 @@ def _write_back(workspace: Workspace, changed: pa.Table, day: date, version: str
         db.execute(
             text(
                 """INSERT INTO contact_score (contact_id, score, value, band, day, model_version)
-               SELECT c.id, s.score, s.value, s.band, :day, :version
-               FROM stage_score s JOIN contact c ON c.email = s.email WHERE true
-               ON CONFLICT (contact_id, score) DO UPDATE SET
-                 value = excluded.value, band = excluded.band, day = excluded.day,
-                 model_version = excluded.model_version"""
+                   SELECT contact_id, score, value, band, :day, :version FROM stage_score
+                   WHERE true
+                   ON CONFLICT (contact_id, score) DO UPDATE SET
+                     value = excluded.value, band = excluded.band, day = excluded.day,
+                     model_version = excluded.model_version"""
             ).bindparams(bindparam("day", type_=Date())),
             params,
         )
@@ -248,7 +269,7 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
     email = email.strip().lower()
     _emails(workspace, email)
     with duckdb_connection() as connection:
-        row = _scored(workspace, connection, [email], [day], only=email, explain=True)
+        row = _scored(workspace, connection, [day], email=email, explain=True)
         row = row.to_arrow_table()
         row = {name: values[0] for name, values in row.to_pydict().items()}
     explanations = []
@@ -294,7 +315,7 @@ def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Tabl
     _emails(workspace, email)
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     with duckdb_connection() as connection:
-        scored = _scored(workspace, connection, [email], days, only=email)
+        scored = _scored(workspace, connection, days, email=email)
         connection.register("scored", scored)
         return connection.sql(
             f"""SELECT day, score, value, band,
@@ -319,12 +340,7 @@ class RescoreImpact:
 def rescore_impact(workspace: Workspace, day: date, movers: int = 10) -> RescoreImpact:
     """What rescoring as of `day` with the current rules would change; writes nothing."""
     with duckdb_connection() as connection:
-        scored = _scored(workspace, connection, _emails(workspace), [day])
-        connection.register("scored", scored)
-        connection.execute(
-            f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}"
-        )
-        connection.register("stored", _stored_scores(workspace))
+        _score_against_stored(workspace, connection, day)
         bands = connection.execute(
             """SELECT score, band, sum(now)::INT, sum(after)::INT FROM (
                    SELECT score, COALESCE(band, '-') AS band, 1 AS now, 0 AS after FROM stored

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from leadflow.conditions import (
     DAY_SECONDS,
@@ -32,6 +32,7 @@ from leadflow.config import (
     LeadflowConfig,
     StepDecay,
 )
+from leadflow.db import read_arrow
 
 UNSUBSCRIBE_TYPES = ("email_unsubscribe", "email_spam_report")
 ENGAGEMENT_TYPES = ("email_open", "email_click")
@@ -70,9 +71,18 @@ def decay_sql(decay) -> str:
     return "1.0"
 
 
-def compile_model(config: LeadflowConfig, events_sql: str, explain: bool = False) -> CompiledModel:
-    """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`;
-    with `explain`, also each event rule's matching events (count, newest, oldest)."""
+def compile_model(
+    config: LeadflowConfig,
+    events_sql: str,
+    explain: bool = False,
+    whole_base_at: datetime | None = None,
+) -> CompiledModel:
+    """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`.
+
+    With `explain`, also each event rule's matching events (count, newest, oldest). With
+    `whole_base_at` (the as_of_end of the one day when every contact is a target), the events
+    are aggregated per contact in one scan instead of joined with the targets.
+    """
     features = Features()
     aggregates: list[str] = []
     score_layers: list[str] = []
@@ -145,26 +155,38 @@ def compile_model(config: LeadflowConfig, events_sql: str, explain: bool = False
         if features.needs_engagement
         else ""
     )
-    sql = f"""
-    WITH e AS (
+    if whole_base_at is None:
+        # Any targets, any days: each target is joined with its own events.
+        events_cte = f"""
         SELECT t.email, t.day, ev.* EXCLUDE (email),
                (epoch(t.as_of_end) - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age
         FROM targets t JOIN {events_sql} AS ev
-          ON ev.email = t.email AND ev.occurred_at < t.as_of_end
+          ON ev.email = t.email AND ev.occurred_at < t.as_of_end"""
+        group_by, join_on = "e.email, e.day", "a.email = t.email AND a.day = t.day"
+    else:
+        # Every contact, one day (the daily run): one scan of the lake, no join with targets.
+        end = quote(whole_base_at.isoformat())
+        events_cte = f"""
+        SELECT ev.*, (epoch({end}::TIMESTAMPTZ) - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age
+        FROM {events_sql} AS ev WHERE ev.occurred_at < {end}::TIMESTAMPTZ"""
+        group_by, join_on = "e.email", "a.email = t.email"
+    sql = f"""
+    WITH e AS ({events_cte}
     ),
     a AS (
-        SELECT e.email, e.day,
+        SELECT {group_by},
                {aggregate_sql}
-        FROM e GROUP BY e.email, e.day
+        FROM e GROUP BY {group_by}
     ),
     p AS (
         SELECT p.email, p.day{property_sql}
         FROM props p GROUP BY p.email, p.day
     ),
     joined AS (
-        SELECT t.email, t.day, a.* EXCLUDE (email, day), p.* EXCLUDE (email, day)
+        SELECT t.email, t.day, a.* EXCLUDE ({group_by.replace("e.", "")}),
+               p.* EXCLUDE (email, day)
         FROM targets t
-        LEFT JOIN a ON a.email = t.email AND a.day = t.day
+        LEFT JOIN a ON {join_on}
         LEFT JOIN p ON p.email = t.email AND p.day = t.day
     ),
     layer0 AS (SELECT *{unengaged} FROM joined)"""
@@ -193,25 +215,19 @@ def band_sql(config: LeadflowConfig, name: str) -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
-def load_properties(engine: Engine, names: set[str], emails: list[str] | None) -> pa.Table:
-    """The history of the named contact properties (of `emails`, or of everyone)."""
+def load_properties(engine: Engine, names: set[str], email: str | None) -> pa.Table:
+    """The history of the named contact properties, of one contact or of everyone."""
     if not names:
-        return pa.table(
-            {"email": [], "name": [], "value": [], "valid_from": []}, schema=PROPERTY_SCHEMA
-        )
-    params: dict = {f"n{i}": name for i, name in enumerate(sorted(names))}
-    where = "h.name IN (" + ", ".join(f":n{i}" for i in range(len(names))) + ")"
-    if emails is not None:
-        params |= {f"e{i}": email for i, email in enumerate(emails)}
-        where += " AND c.email IN (" + ", ".join(f":e{i}" for i in range(len(emails))) + ")"
-    query = text(
+        return PROPERTY_SCHEMA.empty_table()
+    where = f"h.name IN ({', '.join(quote(name) for name in sorted(names))})"
+    if email is not None:
+        where += f" AND c.email = {quote(email)}"
+    return read_arrow(
+        engine,
         "SELECT c.email, h.name, h.value, CAST(h.valid_from AS TEXT) "
-        f"FROM contact_property_history h JOIN contact c ON c.id = h.contact_id WHERE {where}"
+        f"FROM contact_property_history h JOIN contact c ON c.id = h.contact_id WHERE {where}",
+        PROPERTY_SCHEMA,
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query, params).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
-    return pa.table(dict(zip(PROPERTY_SCHEMA.names, columns, strict=True)), schema=PROPERTY_SCHEMA)
 
 
 PROPERTY_SCHEMA = pa.schema(
