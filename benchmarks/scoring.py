@@ -23,7 +23,7 @@ from leadflow.config import load_config
 from leadflow.db import make_engine, upgrade
 from leadflow.ingest import ingest_file
 from leadflow.lake import EventLake, duckdb_connection
-from leadflow.scores import _emails, score_day
+from leadflow.scores import _contacts, score_day
 from leadflow.scoring import (
     as_of_end,
     compile_model,
@@ -153,7 +153,7 @@ def main() -> None:
         [(n_events,)] = connection.execute(f"SELECT count(*) FROM {events}").fetchall()
 
         def load_inputs():
-            emails = _emails(space)
+            emails = _contacts(space).column("email")
             properties = load_properties(space.engine, model.features.properties, None)
             targets = targets_table(emails, [DAY], space.config)
             prepare_inputs(connection, space.config, targets, properties)
@@ -182,6 +182,9 @@ def main() -> None:
         f"ratio engine / hand-written: {engine_seconds / hand_seconds:.2f}; "
         f"contacts whose scores differ: {differences}"
     )
+    with space.engine.begin() as connection:  # start from no stored score
+        for table in ("band_change", "contact_score", "scoring_run"):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
     first, _ = timed("score_day, first run (writes every score)", lambda: score_day(space, DAY))
     print(f"  {first.scores_changed} scores written, {first.band_changes} band changes")
     again, _ = timed("score_day, same day again (nothing to write)", lambda: score_day(space, DAY))

@@ -47,10 +47,8 @@ STORED_SCHEMA = pa.schema(
 )
 
 
-def _emails(workspace: Workspace, email: str | None = None) -> list[str]:
-    """One contact's email (checked to exist), or every contact's."""
-    if email is None:
-        return _contacts(workspace).column("email").to_pylist()
+def _check_contact(workspace: Workspace, email: str) -> list[str]:
+    """`[email]` if a contact has it, else UnknownContact."""
     with workspace.engine.connect() as connection:
         found = connection.execute(
             text("SELECT email FROM contact WHERE email = :email"), {"email": email}
@@ -70,9 +68,10 @@ def _scored(
     days: list[date],
     email: str | None = None,
     explain: bool = False,
+    contacts: pa.Table | None = None,
 ) -> duckdb.DuckDBPyRelation:
-    """Register the targets (one contact, or every contact) for `days` and their properties,
-    and return the scored relation."""
+    """Register the targets (one contact, or every contact: `contacts` if already read) for
+    `days` and their properties, and return the scored relation."""
     committed = workspace.committed_event_batches()
     whole_base_at = (
         as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
@@ -80,7 +79,10 @@ def _scored(
     model = compile_model(
         workspace.config, workspace.lake.events_sql(committed), explain, whole_base_at
     )
-    emails = _emails(workspace, email)
+    if email is not None:
+        emails = pa.array(_check_contact(workspace, email), pa.string())
+    else:
+        emails = (contacts if contacts is not None else _contacts(workspace)).column("email")
     properties = load_properties(workspace.engine, model.features.properties, email)
     prepare_inputs(
         connection, workspace.config, targets_table(emails, days, workspace.config), properties
@@ -130,9 +132,10 @@ def _score_against_stored(
 ) -> None:
     """Tables `new_scores(email, day, score, value, band)` and `stored(contact_id, email,
     score, value, band)`: every contact's scores as of `day`, and what the state store has."""
-    connection.register("scored", _scored(workspace, connection, [day]))
+    contacts = _contacts(workspace)
+    connection.register("scored", _scored(workspace, connection, [day], contacts=contacts))
     connection.execute(f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}")
-    connection.register("contacts", _contacts(workspace))
+    connection.register("contacts", contacts)
     connection.register(
         "stored_scores",
         read_arrow(
@@ -267,7 +270,7 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
     """Each score of one contact as of `day`, rule by rule: the contributions sum to the total,
     which the score's limit clamps into the score."""
     email = email.strip().lower()
-    _emails(workspace, email)
+    _check_contact(workspace, email)
     with duckdb_connection() as connection:
         row = _scored(workspace, connection, [day], email=email, explain=True)
         row = row.to_arrow_table()
@@ -312,7 +315,7 @@ def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Tabl
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
     email = email.strip().lower()
-    _emails(workspace, email)
+    _check_contact(workspace, email)
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     with duckdb_connection() as connection:
         scored = _scored(workspace, connection, days, email=email)

@@ -263,9 +263,11 @@ def prepare_inputs(
     )
 
 
-def targets_table(emails: list[str], days: list[date], config: LeadflowConfig) -> pa.Table:
+def targets_table(
+    emails: pa.Array | pa.ChunkedArray, days: list[date], config: LeadflowConfig
+) -> pa.Table:
     """Every (email, day) pair, with the end of the day in the account zone."""
-    email_array = pa.array(emails, pa.string())
+    email_array = emails
     parts = [
         pa.table(
             {
