@@ -6,8 +6,9 @@ Prepares once (cached in --data): generates the data set with the demo generator
 process and ingests it into a SQLite state store and lake. Then, in one run and on the same
 lake: (1) the hand-written DuckDB query computing the shipped engagement and fit scores;
 (2) leadflow's compiled query for the same scores (compute only, results materialised);
-(3) the full `score_day` (compute + write-back of the changed scores), twice: the first writes
-every score, the second (same day, nothing changed) measures the diff alone. Peak memory is
+(3) the full `score_day` (compute + write-back of the changed scores) three times: from an empty
+score table (writes every score), the same day again (nothing changes: the diff alone), and the
+next day (the decay moves many scores a little). Peak memory is
 this process's maximum RSS.
 """
 
@@ -189,6 +190,11 @@ def main() -> None:
     print(f"  {first.scores_changed} scores written, {first.band_changes} band changes")
     again, _ = timed("score_day, same day again (nothing to write)", lambda: score_day(space, DAY))
     print(f"  {again.scores_changed} scores written")
+    later = date.fromordinal(DAY.toordinal() + 1)
+    following, _ = timed(
+        "score_day, the next day (decay moves many scores)", lambda: score_day(space, later)
+    )
+    print(f"  {following.scores_changed} scores written, {following.band_changes} band changes")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:,.0f} MiB")
 
