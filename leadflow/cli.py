@@ -1,6 +1,7 @@
 """The `leadflow` command line: the contract the acceptance tests use (SPEC §7)."""
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
@@ -42,6 +43,18 @@ Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-M
 def fail(message: str, code: int = 1) -> None:
     errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def reported():
+    """Turn the errors a user can fix into a one-line message and exit code 1."""
+    from leadflow.conditions import UnsupportedCondition
+    from leadflow.scores import UnknownContact
+
+    try:
+        yield
+    except (UnsupportedCondition, UnknownContact) as error:
+        fail(str(error))
 
 
 def workspace():
@@ -126,7 +139,8 @@ def export(
         console.print(f"{count} quarantined rows written to {out}")
         return
     day = as_of.date() if as_of else yesterday(space)
-    table = scores_as_of(space, day)
+    with reported():
+        table = scores_as_of(space, day)
     write_csv(table, out)
     console.print(f"scores of {table.num_rows} contacts as of {day} written to {out}")
 
@@ -138,7 +152,8 @@ def run(as_of: Day = None) -> None:
     from leadflow.scores import score_day, yesterday
 
     space = workspace()
-    summary = score_day(space, as_of.date() if as_of else yesterday(space))
+    with reported():
+        summary = score_day(space, as_of.date() if as_of else yesterday(space))
     print_scoring(summary)
 
 
@@ -152,10 +167,11 @@ def rescore(
 
     space = workspace()
     day = as_of.date() if as_of else (last_scored_day(space) or yesterday(space))
-    if not dry_run:
-        print_scoring(score_day(space, day))
-        return
-    impact = rescore_impact(space, day)
+    with reported():
+        if not dry_run:
+            print_scoring(score_day(space, day))
+            return
+        impact = rescore_impact(space, day)
     table = Table(title=f"rescore impact as of {day} (model {space.config.model_version})")
     for column in ("score", "band", "now", "after rescore"):
         table.add_column(column, justify="left" if column in ("score", "band") else "right")
@@ -178,15 +194,13 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
 ) -> None:
     """Why a contact has its scores: each rule's contribution, summing to the score."""
-    from leadflow.scores import UnknownContact, yesterday
     from leadflow.scores import explain as explain_scores
+    from leadflow.scores import yesterday
 
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
-    try:
+    with reported():
         explanations = explain_scores(space, email, day)
-    except UnknownContact as error:
-        fail(str(error))
     if as_json:
         print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
         return

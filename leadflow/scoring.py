@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from leadflow.conditions import (
     DAY_SECONDS,
     Features,
+    UnsupportedCondition,
     condition_sql,
     event_match_sql,
     property_column,
@@ -34,8 +35,6 @@ from leadflow.config import (
 )
 from leadflow.db import read_arrow
 
-UNSUBSCRIBE_TYPES = ("email_unsubscribe", "email_spam_report")
-ENGAGEMENT_TYPES = ("email_open", "email_click")
 GRAYMAIL_SENDS_NEVER_ENGAGED = 11
 GRAYMAIL_SENDS_ENGAGED = 16
 
@@ -108,7 +107,10 @@ def compile_model(
                 contributions.append(column)
             else:
                 assert isinstance(rule, ConditionRule)
-                held = condition_sql(rule.when, features)
+                try:
+                    held = condition_sql(rule.when, features)
+                except UnsupportedCondition as error:
+                    raise UnsupportedCondition(f"scores.{name}.rules[{index}]: {error}") from None
                 contributions.append(f"(CASE WHEN {held} THEN {quote(rule.points)} ELSE 0 END)")
         select = [
             f"{expression} AS {rule_column(name, index)}"

@@ -130,3 +130,17 @@ def test_scoring_commands(leadflow_env):
 
     result = runner.invoke(app, ["explain", "nobody@example.com"])
     assert result.exit_code == 1 and "no contact with email" in result.stderr
+
+
+def test_a_stage_condition_in_a_score_is_a_one_line_error(leadflow_env, monkeypatch):
+    config = leadflow_env / "stage.yaml"
+    config.write_text(
+        "account: {timezone: Europe/Paris}\n"
+        "contract: {renewal_date: 2027-03-01, marketing_contact_tier: 10}\n"
+        "scores:\n  s:\n    limit: {min: 0, max: 10}\n    rules:\n"
+        "      - {id: mql, when: {stage: {in: [lead]}}, points: 1}\n"
+    )
+    monkeypatch.setenv("LEADFLOW_CONFIG", str(config))
+    result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: scores.s.rules[0]: stage conditions")
