@@ -7,6 +7,7 @@ from prefect import flow, task
 
 from flows.ingest import ingest_flow
 from leadflow.demo_data import DemoDataset, generate_demo_data
+from tasks.lifecycle import advance_stages_task
 from tasks.score import score_day_task
 
 
@@ -18,7 +19,7 @@ def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDat
 @flow(name="demo")
 def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> dict:
     """Generate the sample files, ingest them (contacts first, the broken batch last), then
-    score everyone as of the last day of the sample."""
+    score everyone and move them through the lifecycle as of the last day of the sample."""
     dataset = generate_task(out_dir, contacts, days, seed)
     files = [
         dataset.contacts_file,
@@ -27,5 +28,7 @@ def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 
         dataset.rejected_file,
     ]
     ingested = ingest_flow(files)
-    scoring = score_day_task(date.today() - timedelta(days=1))
-    return {"ingest": ingested, "scoring": scoring}
+    day = date.today() - timedelta(days=1)
+    scoring = score_day_task(day)
+    lifecycle = advance_stages_task(day, wait_for=[scoring])
+    return {"ingest": ingested, "scoring": scoring, "lifecycle": lifecycle}

@@ -148,13 +148,17 @@ def export(
 @app.command()
 def run(as_of: Day = None) -> None:
     """The daily run as of --as-of (default yesterday in the account zone): score every
-    contact and write back what changed. (Inbox ingest, lifecycle, marketing: next issues.)"""
+    contact, write back what changed, then move contacts forward in the lifecycle.
+    (Inbox ingest and marketing status: next issues.)"""
+    from leadflow.lifecycle import advance_stages
     from leadflow.scores import score_day, yesterday
 
     space = workspace()
+    day = as_of.date() if as_of else yesterday(space)
     with reported():
-        summary = score_day(space, as_of.date() if as_of else yesterday(space))
-    print_scoring(summary)
+        summary = score_day(space, day)
+        print_scoring(summary)
+        print_lifecycle(advance_stages(space, day))
 
 
 @app.command()
@@ -261,6 +265,37 @@ def history(
     console.print(view)
 
 
+stage_app = typer.Typer(no_args_is_help=True, help="Lifecycle stages by hand (audited).")
+app.add_typer(stage_app, name="stage")
+
+
+@stage_app.command("set")
+def stage_set(
+    email: str,
+    stage: str,
+    reason: Annotated[str, typer.Option(help="Why: kept in the audit.")],
+    as_of: Day = None,
+) -> None:
+    """Move a contact to any stage, backward included: the only way back, audited."""
+    from leadflow.lifecycle import StageError, set_stage
+    from leadflow.scores import UnknownContact, yesterday
+
+    space = workspace()
+    day = as_of.date() if as_of else yesterday(space)
+    try:
+        previous = set_stage(space, email, stage, reason, day)
+    except (StageError, UnknownContact) as error:
+        fail(str(error))
+    console.print(f"{email}: {previous or 'no stage'} -> {stage} on {day} (audited)")
+
+
+def print_lifecycle(summary) -> None:
+    console.print(f"lifecycle as of {summary.day}: {summary.moves} contacts moved forward")
+    console.print(
+        "  funnel: " + ", ".join(f"{stage} {count}" for stage, count in summary.funnel.items())
+    )
+
+
 def print_scoring(summary) -> None:
     model = f"model {summary.model_version}" + (
         " (changed: everyone rescored)" if summary.model_changed else ""
@@ -323,6 +358,7 @@ def demo(
     for item in rejected:
         console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
     print_scoring(SimpleNamespace(**outcome["scoring"]))
+    print_lifecycle(SimpleNamespace(**outcome["lifecycle"]))
 
 
 @db_app.command("upgrade")

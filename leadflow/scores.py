@@ -69,6 +69,7 @@ def _scored(
     email: str | None = None,
     explain: bool = False,
     contacts: pa.Table | None = None,
+    lifecycle: bool = False,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
     `days` and their properties, and return the scored relation."""
@@ -77,7 +78,7 @@ def _scored(
         as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
     )
     model = compile_model(
-        workspace.config, workspace.lake.events_sql(committed), explain, whole_base_at
+        workspace.config, workspace.lake.events_sql(committed), explain, whole_base_at, lifecycle
     )
     if email is not None:
         emails = pa.array(_check_contact(workspace, email), pa.string())

@@ -34,6 +34,7 @@ from leadflow.config import (
     StepDecay,
 )
 from leadflow.db import read_arrow
+from leadflow.domain import STAGES
 
 GRAYMAIL_SENDS_NEVER_ENGAGED = 11
 GRAYMAIL_SENDS_ENGAGED = 16
@@ -75,12 +76,14 @@ def compile_model(
     events_sql: str,
     explain: bool = False,
     whole_base_at: datetime | None = None,
+    lifecycle: bool = False,
 ) -> CompiledModel:
     """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`.
 
     With `explain`, also each event rule's matching events (count, newest, oldest). With
     `whole_base_at` (the as_of_end of the one day when every contact is a target), the events
-    are aggregated per contact in one scan instead of joined with the targets.
+    are aggregated per contact in one scan instead of joined with the targets. With `lifecycle`,
+    also `target_stage`: the highest stage whose `lifecycle.promote` condition holds.
     """
     features = Features()
     aggregates: list[str] = []
@@ -124,6 +127,8 @@ def compile_model(
         select.append(f"least(greatest({total}, {low}), {high}) AS {score_column(name)}")
         score_layers.append(", ".join(select))
 
+    if lifecycle:
+        score_layers.append(f"{target_stage_sql(config, features)} AS target_stage")
     for column, match in features.event_counts.items():
         aggregates.append(f"count(*) FILTER (WHERE {match}) AS {column}")
     if features.needs_suppression:
@@ -199,6 +204,20 @@ def compile_model(
         previous = f"layer{index}"
     sql += f"\n    SELECT * FROM {previous}"
     return CompiledModel(sql, features, config.scores_in_dependency_order())
+
+
+def target_stage_sql(config: LeadflowConfig, features: Features) -> str:
+    """The highest stage whose promote condition holds (NULL if none does)."""
+    cases = []
+    for stage in reversed(STAGES):
+        condition = config.lifecycle.promote.get(stage)
+        if condition is None:
+            continue
+        try:
+            cases.append(f"WHEN {condition_sql(condition, features)} THEN {quote(stage)}")
+        except UnsupportedCondition as error:
+            raise UnsupportedCondition(f"lifecycle.promote.{stage}: {error}") from None
+    return "CASE " + " ".join(cases) + " END" if cases else "NULL::VARCHAR"
 
 
 def band_sql(config: LeadflowConfig, name: str) -> str:

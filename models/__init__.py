@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from models.contact import Contact, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
+from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.score import BandChange, ContactScore, ScoringRun
 
 __all__ = [
@@ -11,8 +12,11 @@ __all__ = [
     "Contact",
     "ContactPropertyHistory",
     "ContactScore",
+    "ContactStage",
     "IngestBatch",
     "QuarantinedRow",
     "SQLModel",
     "ScoringRun",
+    "StageEntry",
+    "StageMove",
 ]

@@ -144,3 +144,34 @@ def test_a_stage_condition_in_a_score_is_a_one_line_error(leadflow_env, monkeypa
     result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: scores.s.rules[0]: stage conditions")
+
+
+def test_run_moves_stages_and_stage_set_moves_back(leadflow_env):
+    rows = [
+        event_row(
+            "f1",
+            email="ann@example.com",
+            type_="form_submission",
+            form_id="demo",
+            occurred_at="2026-11-02T10:00:00Z",
+        )
+    ]
+    runner.invoke(app, ["ingest", str(write_csv(leadflow_env / "e.csv", rows, EVENT_HEADER))])
+    result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
+    assert result.exit_code == 0, result.output
+    assert "1 contacts moved forward" in result.stdout and "lead 1" in result.stdout
+    result = runner.invoke(
+        app,
+        [
+            "stage",
+            "set",
+            "ann@example.com",
+            "subscriber",
+            "--reason",
+            "asked to be treated as a newsletter reader",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "lead -> subscriber" in result.stdout
+    result = runner.invoke(app, ["stage", "set", "ann@example.com", "lead"])
+    assert result.exit_code != 0  # --reason is required

@@ -43,6 +43,9 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     quality = Artifact.get("data-quality")
     assert quality is not None and "expect_column_values_to_match_regex" in str(quality.data)
 
+    assert sum(outcome["lifecycle"]["funnel"].values()) > 0
+    funnel = Artifact.get("lifecycle-funnel")
+    assert funnel is not None and "marketingqualifiedlead" in str(funnel.data)
     score_bands = Artifact.get("score-bands")
     assert score_bands is not None and "| engagement | cold |" in score_bands.data
 
@@ -50,6 +53,7 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     statuses = {item["status"] for item in again["ingest"]}
     assert statuses <= {"already_ingested", "rejected"}
     assert again["scoring"]["scores_changed"] == 0
+    assert again["lifecycle"]["moves"] == 0
 
 
 def test_only_io_errors_are_retried():
@@ -74,3 +78,4 @@ def test_demo_command_prints_what_it_did(prefect_harness, leadflow_env):
     assert loaded > 500
     assert "batch rejected" in result.stdout
     assert "engagement: cold" in result.stdout
+    assert "funnel: subscriber" in result.stdout

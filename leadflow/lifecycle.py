@@ -1,0 +1,200 @@
+"""Lifecycle stages (SPEC §5): forward-only promotion by rule, audited; back only by an admin.
+
+Each run computes, set-based with the scores' query, the highest stage whose `lifecycle.promote`
+condition holds as of the day (`target_stage`), and moves a contact there only if it is ahead
+of where the contact stands. A contact's first stage may come from its record (a HubSpot
+export's `Lifecycle Stage`); `other` stands outside the order and is left to admins.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from leadflow.db import bulk_load, read_arrow, session_scope
+from leadflow.domain import OTHER_STAGE, STAGES
+from leadflow.lake import duckdb_connection
+from leadflow.scores import _check_contact, _contacts, _scored
+from leadflow.workspace import Workspace
+
+RANK_SQL = (
+    "CASE {column} "
+    + " ".join(f"WHEN '{stage}' THEN {rank}" for rank, stage in enumerate(STAGES, start=1))
+    + " END"
+)
+CURRENT_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])
+
+STAGE_MOVES = Table(
+    "stage_moves",
+    MetaData(),
+    Column("contact_id", Integer),
+    Column("from_stage", String),
+    Column("to_stage", String),
+    prefixes=["TEMPORARY"],
+)
+STAGE_ENTRIES = Table(
+    "stage_entries",
+    MetaData(),
+    Column("contact_id", Integer),
+    Column("stage", String),
+    prefixes=["TEMPORARY"],
+)
+
+
+class StageError(ValueError):
+    """An admin stage change that cannot be made (the message says why)."""
+
+
+@dataclass(frozen=True)
+class LifecycleSummary:
+    day: date
+    moves: int
+    moves_by_stage: dict[str, int]  # stage entered -> contacts
+    funnel: dict[str, int]  # stage -> contacts there after the run
+
+
+def rank(column: str) -> str:
+    return RANK_SQL.format(column=column)
+
+
+def current_stages(workspace: Workspace) -> pa.Table:
+    """(contact_id, stage) for every contact with a stage: set by a run, else from its record."""
+    return read_arrow(
+        workspace.engine,
+        "SELECT c.id, COALESCE(s.stage, c.initial_stage) FROM contact c "
+        "LEFT JOIN contact_stage s ON s.contact_id = c.id "
+        "WHERE s.stage IS NOT NULL OR c.initial_stage IS NOT NULL",
+        CURRENT_SCHEMA,
+    )
+
+
+def advance_stages(workspace: Workspace, day: date) -> LifecycleSummary:
+    """Move every contact forward to its target stage as of `day`; never backward."""
+    with duckdb_connection() as connection:
+        contacts = _contacts(workspace)
+        scored = _scored(workspace, connection, [day], contacts=contacts, lifecycle=True)
+        connection.register("scored", scored)
+        connection.register("contacts", contacts)
+        connection.register("current", current_stages(workspace))
+        moves = connection.sql(
+            f"""SELECT c.contact_id, cur.stage AS from_stage, s.target_stage AS to_stage
+                FROM scored s JOIN contacts c USING (email)
+                LEFT JOIN current cur USING (contact_id)
+                WHERE s.target_stage IS NOT NULL
+                  AND (cur.stage IS NULL
+                       OR cur.stage <> '{OTHER_STAGE}'
+                          AND {rank("s.target_stage")} > {rank("cur.stage")})
+                ORDER BY c.contact_id"""
+        ).to_arrow_table()
+        connection.register("moves", moves)
+        entries = connection.sql(
+            f"""SELECT m.contact_id, stage.name AS stage
+                FROM moves m, (SELECT unnest($stages) AS name) stage
+                WHERE {rank("stage.name")} <= {rank("m.to_stage")}""",
+            params={"stages": list(STAGES)},
+        ).to_arrow_table()
+    _record_moves(workspace, moves, entries, day, "rule")
+    by_stage = {stage: 0 for stage in STAGES}
+    for stage in moves.column("to_stage").to_pylist():
+        by_stage[stage] += 1
+    return LifecycleSummary(day, moves.num_rows, by_stage, funnel(workspace))
+
+
+def funnel(workspace: Workspace) -> dict[str, int]:
+    """Contacts per stage, in the stage order, `other` last (contacts with no stage left out)."""
+    counts: dict[str, int] = {}
+    for stage in current_stages(workspace).column("stage").to_pylist():
+        counts[stage] = counts.get(stage, 0) + 1
+    return {stage: counts.get(stage, 0) for stage in (*STAGES, OTHER_STAGE)}
+
+
+def _record_moves(
+    workspace: Workspace,
+    moves: pa.Table,
+    entries: pa.Table,
+    day: date,
+    by: str,
+    reason: str | None = None,
+) -> None:
+    """Write the moves, their audit rows and the stage entry dates, in one transaction."""
+    if moves.num_rows == 0:
+        return
+    params = {
+        "day": day,
+        "version": workspace.config.model_version,
+        "now": datetime.now(UTC),
+        "reason": reason,
+    }
+    day_param = bindparam("day", type_=Date())
+    with session_scope(workspace.engine) as session:
+        db = session.connection()
+        STAGE_MOVES.create(db)
+        STAGE_ENTRIES.create(db)
+        bulk_load(db, STAGE_MOVES, moves)
+        bulk_load(db, STAGE_ENTRIES, entries)
+        rule = "'lifecycle.promote.' || to_stage" if by == "rule" else "'admin'"
+        db.execute(
+            text(
+                f"""INSERT INTO stage_move (contact_id, from_stage, to_stage, day, rule,
+                                        model_version, reason, recorded_at)
+                SELECT contact_id, from_stage, to_stage, :day, {rule}, :version, :reason, :now
+                FROM stage_moves"""
+            ).bindparams(day_param, bindparam("now", type_=UTCDateTime())),
+            params,
+        )
+        db.execute(
+            text(
+                """INSERT INTO contact_stage (contact_id, stage, day)
+               SELECT contact_id, to_stage, :day FROM stage_moves WHERE true
+               ON CONFLICT (contact_id) DO UPDATE SET stage = excluded.stage, day = excluded.day"""
+            ).bindparams(day_param),
+            params,
+        )
+        db.execute(
+            text(
+                """INSERT INTO stage_entry (contact_id, stage, day)
+               SELECT contact_id, stage, :day FROM stage_entries WHERE true
+               ON CONFLICT (contact_id, stage) DO NOTHING"""
+            ).bindparams(day_param),
+            params,
+        )
+        STAGE_MOVES.drop(db)
+        STAGE_ENTRIES.drop(db)
+
+
+def set_stage(workspace: Workspace, email: str, stage: str, reason: str, day: date) -> str:
+    """The admin move, in any direction, audited with its reason; returns the previous stage."""
+    if stage not in (*STAGES, OTHER_STAGE):
+        raise StageError(f"unknown stage {stage!r} (one of: {', '.join((*STAGES, OTHER_STAGE))})")
+    if not reason.strip():
+        raise StageError("a stage change by hand needs a --reason")
+    email = email.strip().lower()
+    _check_contact(workspace, email)
+    with workspace.engine.connect() as connection:
+        contact_id, current = connection.execute(
+            text(
+                "SELECT c.id, COALESCE(s.stage, c.initial_stage) FROM contact c "
+                "LEFT JOIN contact_stage s ON s.contact_id = c.id WHERE c.email = :email"
+            ),
+            {"email": email},
+        ).one()
+    if current == stage:
+        raise StageError(f"{email} is already at stage {stage}")
+    moves = pa.table(
+        {
+            "contact_id": pa.array([contact_id], pa.int64()),
+            "from_stage": pa.array([current], pa.string()),
+            "to_stage": pa.array([stage], pa.string()),
+        }
+    )
+    lower = STAGES[: STAGES.index(stage) + 1] if stage in STAGES else ()
+    entries = pa.table(
+        {
+            "contact_id": pa.array([contact_id] * len(lower), pa.int64()),
+            "stage": pa.array(list(lower), pa.string()),
+        }
+    )
+    _record_moves(workspace, moves, entries, day, "admin", reason.strip())
+    return current
