@@ -187,14 +187,20 @@ def main() -> None:
         for table in ("band_change", "contact_score", "scoring_run"):
             connection.exec_driver_sql(f"DELETE FROM {table}")
     first, _ = timed("score_day, first run (writes every score)", lambda: score_day(space, DAY))
-    print(f"  {first.scores_changed} scores written, {first.band_changes} band changes")
+    print(
+        f"  {first.scores_changed} scores written, {first.band_changes} band changes; "
+        f"compute {first.compute_seconds:.1f} s, write-back {first.write_seconds:.1f} s"
+    )
     again, _ = timed("score_day, same day again (nothing to write)", lambda: score_day(space, DAY))
     print(f"  {again.scores_changed} scores written")
     later = date.fromordinal(DAY.toordinal() + 1)
     following, _ = timed(
         "score_day, the next day (decay moves many scores)", lambda: score_day(space, later)
     )
-    print(f"  {following.scores_changed} scores written, {following.band_changes} band changes")
+    print(
+        f"  {following.scores_changed} scores written, {following.band_changes} band changes; "
+        f"compute {following.compute_seconds:.1f} s, write-back {following.write_seconds:.1f} s"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:,.0f} MiB")
 

@@ -126,6 +126,8 @@ class ScoringSummary:
     scores_changed: int
     band_changes: int
     bands: dict[str, dict[str, int]]  # score -> band -> contacts
+    compute_seconds: float  # reading state, scoring, diffing against the stored scores
+    write_seconds: float  # writing the changed scores and band changes
 
 
 def _score_against_stored(
@@ -179,7 +181,9 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
             )
             for name in workspace.config.scores
         }
+    computed = datetime.now(UTC)
     band_changes = _write_back(workspace, changed, day, version)
+    written = datetime.now(UTC)
     with session_scope(workspace.engine) as session:
         session.add(
             ScoringRun(
@@ -190,11 +194,19 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
                 band_changes=band_changes,
                 model_changed=model_changed,
                 started_at=started,
-                finished_at=datetime.now(UTC),
+                finished_at=written,
             )
         )
     return ScoringSummary(
-        day, version, model_changed, contacts, changed.num_rows, band_changes, bands
+        day,
+        version,
+        model_changed,
+        contacts,
+        changed.num_rows,
+        band_changes,
+        bands,
+        (computed - started).total_seconds(),
+        (written - computed).total_seconds(),
     )
 
 
