@@ -157,6 +157,7 @@ def condition_sql(condition: Condition, features: Features) -> str:
             return f"(NOT {condition_sql(child, features)})"
         case StageCondition():
             raise UnsupportedCondition(
-                "stage conditions need lifecycle stages, which scores cannot read yet"
+                "stage conditions are not supported in scores or lifecycle rules yet "
+                "(they need each contact's stage as of a past day)"
             )
     raise UnsupportedCondition(f"unknown condition {condition!r}")
