@@ -1,12 +1,13 @@
 """Demo flow: make a realistic sample data set and run the pipeline on it end to end."""
 
-from datetime import date, timedelta
 from pathlib import Path
 
 from prefect import flow, task
 
 from flows.ingest import ingest_flow
 from leadflow.demo_data import DemoDataset, generate_demo_data
+from leadflow.scores import yesterday
+from leadflow.workspace import Workspace
 from tasks.lifecycle import advance_stages_task
 from tasks.score import score_day_task
 
@@ -28,7 +29,7 @@ def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 
         dataset.rejected_file,
     ]
     ingested = ingest_flow(files)
-    day = date.today() - timedelta(days=1)
+    day = yesterday(Workspace.from_settings())
     scoring = score_day_task(day)
     lifecycle = advance_stages_task(day, wait_for=[scoring])
     return {"ingest": ingested, "scoring": scoring, "lifecycle": lifecycle}
