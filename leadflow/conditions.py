@@ -113,19 +113,24 @@ def score_column(name: str) -> str:
     return f'"score:{name}"'
 
 
+def bounds_sql(
+    expression: str, eq: float | None = None, gte: float | None = None, lte: float | None = None
+) -> str:
+    """The given bounds on a numeric expression, all of which must hold."""
+    parts = [
+        f"{expression} {operator} {quote(bound)}"
+        for operator, bound in (("=", eq), (">=", gte), ("<=", lte))
+        if bound is not None
+    ]
+    return "(" + " AND ".join(parts) + ")"
+
+
 def condition_sql(condition: Condition, features: Features) -> str:
     """A boolean SQL expression over a target row; registers the features it reads."""
     match condition:
         case EventCondition(count=count):
             column = f"COALESCE({features.count_column(event_match_sql(condition))}, 0)"
-            bounds = []
-            if count.eq is not None:
-                bounds.append(f"{column} = {count.eq}")
-            if count.gte is not None:
-                bounds.append(f"{column} >= {count.gte}")
-            if count.lte is not None:
-                bounds.append(f"{column} <= {count.lte}")
-            return "(" + " AND ".join(bounds) + ")"
+            return bounds_sql(column, eq=count.eq, gte=count.gte, lte=count.lte)
         case PropertyCondition(property=name, known=known):
             features.properties.add(name)
             column = property_column(name)
@@ -139,10 +144,7 @@ def condition_sql(condition: Condition, features: Features) -> str:
                 parts.append(value_test_sql(column, condition))
             return "(" + " AND ".join(parts) + ")"
         case ScoreCondition(score=name, gte=gte, lte=lte):
-            column = score_column(name)
-            parts = [f"{column} >= {quote(gte)}"] if gte is not None else []
-            parts += [f"{column} <= {quote(lte)}"] if lte is not None else []
-            return "(" + " AND ".join(parts) + ")"
+            return bounds_sql(score_column(name), gte=gte, lte=lte)
         case SuppressedCondition(suppressed=wanted):
             features.needs_suppression = True
             return f"({'' if wanted else 'NOT '}COALESCE(suppressed, false))"

@@ -90,7 +90,7 @@ def compile_model(
     score_layers: list[str] = []
     for name in config.scores_in_dependency_order():
         score = config.scores[name]
-        contributions = []
+        select = []  # condition rules and the total, evaluated per target after aggregation
         for index, rule in enumerate(score.rules):
             column = rule_column(name, index)
             if isinstance(rule, EventRule):
@@ -107,19 +107,13 @@ def compile_model(
                         f'max(e.occurred_at) FILTER (WHERE {match}) AS "newest:{name}:{index}"',
                         f'min(e.occurred_at) FILTER (WHERE {match}) AS "oldest:{name}:{index}"',
                     ]
-                contributions.append(column)
             else:
                 assert isinstance(rule, ConditionRule)
                 try:
                     held = condition_sql(rule.when, features)
                 except UnsupportedCondition as error:
                     raise UnsupportedCondition(f"scores.{name}.rules[{index}]: {error}") from None
-                contributions.append(f"(CASE WHEN {held} THEN {quote(rule.points)} ELSE 0 END)")
-        select = [
-            f"{expression} AS {rule_column(name, index)}"
-            for index, expression in enumerate(contributions)
-            if not expression.startswith('"rule:')
-        ]
+                select.append(f"CASE WHEN {held} THEN {quote(rule.points)} ELSE 0 END AS {column}")
         total = " + ".join(
             f"COALESCE({rule_column(name, index)}, 0)" for index in range(len(score.rules))
         )
