@@ -24,7 +24,7 @@ from leadflow.config import load_config
 from leadflow.db import make_engine, upgrade
 from leadflow.ingest import ingest_file
 from leadflow.lake import EventLake, duckdb_connection
-from leadflow.scores import _contacts, score_day
+from leadflow.scores import read_contacts, score_day
 from leadflow.scoring import (
     as_of_end,
     compile_model,
@@ -154,7 +154,7 @@ def main() -> None:
         [(n_events,)] = connection.execute(f"SELECT count(*) FROM {events}").fetchall()
 
         def load_inputs():
-            emails = _contacts(space).column("email")
+            emails = read_contacts(space).column("email")
             properties = load_properties(space.engine, model.features.properties, None)
             targets = targets_table(emails, [DAY], space.config)
             prepare_inputs(connection, space.config, targets, properties)

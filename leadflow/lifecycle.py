@@ -16,7 +16,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from leadflow.db import bulk_load, read_arrow, session_scope
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.lake import duckdb_connection
-from leadflow.scores import _check_contact, _contacts, _scored
+from leadflow.scores import check_contact, read_contacts, scored_relation
 from leadflow.workspace import Workspace
 
 RANK_SQL = (
@@ -73,8 +73,8 @@ def current_stages(workspace: Workspace) -> pa.Table:
 def advance_stages(workspace: Workspace, day: date) -> LifecycleSummary:
     """Move every contact forward to its target stage as of `day`; never backward."""
     with duckdb_connection() as connection:
-        contacts = _contacts(workspace)
-        scored = _scored(workspace, connection, [day], contacts=contacts, lifecycle=True)
+        contacts = read_contacts(workspace)
+        scored = scored_relation(workspace, connection, [day], contacts=contacts, lifecycle=True)
         connection.register("scored", scored)
         connection.register("contacts", contacts)
         connection.register("current", current_stages(workspace))
@@ -171,7 +171,7 @@ def set_stage(workspace: Workspace, email: str, stage: str, reason: str, day: da
     if not reason.strip():
         raise StageError("a stage change by hand needs a --reason")
     email = email.strip().lower()
-    _check_contact(workspace, email)
+    check_contact(workspace, email)
     with workspace.engine.connect() as connection:
         contact_id, current = connection.execute(
             text(

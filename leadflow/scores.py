@@ -47,7 +47,7 @@ STORED_SCHEMA = pa.schema(
 )
 
 
-def _check_contact(workspace: Workspace, email: str) -> list[str]:
+def check_contact(workspace: Workspace, email: str) -> list[str]:
     """`[email]` if a contact has it, else UnknownContact."""
     with workspace.engine.connect() as connection:
         found = connection.execute(
@@ -58,11 +58,11 @@ def _check_contact(workspace: Workspace, email: str) -> list[str]:
     return [email]
 
 
-def _contacts(workspace: Workspace) -> pa.Table:
+def read_contacts(workspace: Workspace) -> pa.Table:
     return read_arrow(workspace.engine, "SELECT id, email FROM contact", CONTACTS_SCHEMA)
 
 
-def _scored(
+def scored_relation(
     workspace: Workspace,
     connection: duckdb.DuckDBPyConnection,
     days: list[date],
@@ -81,9 +81,9 @@ def _scored(
         workspace.config, workspace.lake.events_sql(committed), explain, whole_base_at, lifecycle
     )
     if email is not None:
-        emails = pa.array(_check_contact(workspace, email), pa.string())
+        emails = pa.array(check_contact(workspace, email), pa.string())
     else:
-        emails = (contacts if contacts is not None else _contacts(workspace)).column("email")
+        emails = (contacts if contacts is not None else read_contacts(workspace)).column("email")
     properties = load_properties(workspace.engine, model.features.properties, email)
     prepare_inputs(
         connection, workspace.config, targets_table(emails, days, workspace.config), properties
@@ -105,7 +105,7 @@ def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
     """Every contact's scores and bands as of `day` (SPEC §7 `export scores` columns)."""
     names = list(workspace.config.scores)
     with duckdb_connection() as connection:
-        scored = _scored(workspace, connection, [day])
+        scored = scored_relation(workspace, connection, [day])
         columns = [f'round("score:{name}", {DECIMALS}) AS "{name}"' for name in names]
         columns += [
             f'{band_column(name)} AS "band_{name}"'
@@ -135,8 +135,8 @@ def _score_against_stored(
 ) -> None:
     """Tables `new_scores(email, day, score, value, band)` and `stored(contact_id, email,
     score, value, band)`: every contact's scores as of `day`, and what the state store has."""
-    contacts = _contacts(workspace)
-    connection.register("scored", _scored(workspace, connection, [day], contacts=contacts))
+    contacts = read_contacts(workspace)
+    connection.register("scored", scored_relation(workspace, connection, [day], contacts=contacts))
     connection.execute(f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}")
     connection.register("contacts", contacts)
     connection.register(
@@ -283,9 +283,9 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
     """Each score of one contact as of `day`, rule by rule: the contributions sum to the total,
     which the score's limit clamps into the score."""
     email = email.strip().lower()
-    _check_contact(workspace, email)
+    check_contact(workspace, email)
     with duckdb_connection() as connection:
-        row = _scored(workspace, connection, [day], email=email, explain=True)
+        row = scored_relation(workspace, connection, [day], email=email, explain=True)
         row = row.to_arrow_table()
         row = {name: values[0] for name, values in row.to_pydict().items()}
     explanations = []
@@ -328,10 +328,10 @@ def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Tabl
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
     email = email.strip().lower()
-    _check_contact(workspace, email)
+    check_contact(workspace, email)
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     with duckdb_connection() as connection:
-        scored = _scored(workspace, connection, days, email=email)
+        scored = scored_relation(workspace, connection, days, email=email)
         connection.register("scored", scored)
         return connection.sql(
             f"""SELECT day, score, value, band,
