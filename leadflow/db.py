@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, MetaData, Table, event, inspect
+from sqlalchemy import Connection, Engine, Table, event, inspect
 from sqlmodel import Session, create_engine
 
 from leadflow.settings import PROJECT_ROOT
@@ -115,44 +115,7 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
     statement = (
         f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({", ".join("?" for _ in names)})'
     )
-    _sqlite_executemany(connection, statement, rows)
-
-
-def bulk_upsert(connection: Connection, table: Table, rows: pa.Table, key: list[str]) -> None:
-    """Insert or update (on `key`) an Arrow table into `table`, as fast as `bulk_load`: an
-    upserting executemany on SQLite; COPY into a staging table, then one upsert, on PostgreSQL."""
-    if rows.num_rows == 0:
-        return
-    names = [column.name for column in table.columns if column.name in rows.column_names]
-    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in key)
-    conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    if connection.dialect.name == "postgresql":
-        staging = Table(
-            f"staging_{table.name}",
-            MetaData(),
-            *(column.copy() for column in table.columns if column.name in names),
-            prefixes=["TEMPORARY"],
-        )
-        for column in staging.columns:
-            column.primary_key, column.autoincrement = False, False
-        staging.create(connection)
-        bulk_load(connection, staging, rows)
-        connection.exec_driver_sql(
-            f'INSERT INTO "{table.name}" ({", ".join(names)}) '
-            f'SELECT {", ".join(names)} FROM "{staging.name}" {conflict}'
-        )
-        staging.drop(connection)
-        return
-    statement = (
-        f'INSERT INTO "{table.name}" ({", ".join(names)}) '
-        f"VALUES ({', '.join('?' for _ in names)}) {conflict}"
-    )
-    _sqlite_executemany(connection, statement, rows.select(names))
-
-
-def _sqlite_executemany(connection: Connection, statement: str, rows: pa.Table) -> None:
-    """One executemany per chunk of rows (bounded memory: Python rows are big)."""
-    for chunk in rows.to_batches(BULK_CHUNK_ROWS):
+    for chunk in rows.to_batches(BULK_CHUNK_ROWS):  # bounded memory: Python rows are big
         columns = []
         for column in chunk.columns:
             if pa.types.is_timestamp(column.type):
@@ -160,8 +123,6 @@ def _sqlite_executemany(connection: Connection, statement: str, rows: pa.Table) 
                 # timestamp is ten times faster than one with a zone).
                 utc = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
                 column = utc.cast(pa.timestamp("us")).cast(pa.string())
-            elif pa.types.is_date(column.type):
-                column = column.cast(pa.string())  # SQLAlchemy's Date: "2026-01-01"
             columns.append(column.to_pylist())
         connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
 

@@ -6,11 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-from sqlalchemy import text
+from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel import select
 
-from leadflow.db import bulk_load, bulk_upsert, read_arrow, session_scope
+from leadflow.db import bulk_load, read_arrow, session_scope
 from leadflow.lake import duckdb_connection
 from leadflow.scoring import (
     as_of_end,
@@ -23,7 +22,7 @@ from leadflow.scoring import (
     targets_table,
 )
 from leadflow.workspace import Workspace
-from models import BandChange, ContactScore, ScoringRun
+from models import ScoringRun
 
 DECIMALS = 4
 
@@ -211,35 +210,50 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
     )
 
 
+STAGE = Table(
+    "stage_score",
+    MetaData(),
+    Column("contact_id", Integer),
+    Column("score", String),
+    Column("value", Float),
+    Column("band", String),
+    Column("old_band", String),
+    prefixes=["TEMPORARY"],
+)
+
+
 def _write_back(workspace: Workspace, changed: pa.Table, day: date, version: str) -> int:
     """Upsert the changed scores and record their band changes, in one transaction."""
     if changed.num_rows == 0:
         return 0
-    stamp = {
-        "day": pa.repeat(pa.scalar(day, pa.date32()), changed.num_rows),
-        "model_version": pa.repeat(pa.scalar(version, pa.string()), changed.num_rows),
-    }
-    scores = changed.select(["contact_id", "score", "value", "band"])
-    for name, column in stamp.items():
-        scores = scores.append_column(name, column)
-    band_moved = pc.invert(
-        pc.equal(pc.fill_null(changed["old_band"], ""), pc.fill_null(changed["band"], ""))
-    )
-    changes = pa.table(
-        {
-            "contact_id": changed["contact_id"],
-            "score": changed["score"],
-            "value": changed["value"],
-            "old_band": changed["old_band"],
-            "new_band": changed["band"],
-            **stamp,
-        }
-    ).filter(band_moved)
     with session_scope(workspace.engine) as session:
         db = session.connection()
-        bulk_upsert(db, ContactScore.__table__, scores, key=["contact_id", "score"])
-        bulk_load(db, BandChange.__table__, changes)
-    return changes.num_rows
+        STAGE.create(db)
+        bulk_load(db, STAGE, changed)
+        params = {"day": day, "version": version}
+        result = db.execute(
+            text(
+                """INSERT INTO band_change (contact_id, score, day, value, old_band, new_band,
+                                            model_version)
+                   SELECT contact_id, score, :day, value, old_band, band, :version
+                   FROM stage_score WHERE COALESCE(old_band, '') <> COALESCE(band, '')"""
+            ).bindparams(bindparam("day", type_=Date())),
+            params,
+        )
+        band_changes = result.rowcount
+        db.execute(
+            text(
+                """INSERT INTO contact_score (contact_id, score, value, band, day, model_version)
+                   SELECT contact_id, score, value, band, :day, :version FROM stage_score
+                   WHERE true
+                   ON CONFLICT (contact_id, score) DO UPDATE SET
+                     value = excluded.value, band = excluded.band, day = excluded.day,
+                     model_version = excluded.model_version"""
+            ).bindparams(bindparam("day", type_=Date())),
+            params,
+        )
+        STAGE.drop(db)
+    return band_changes
 
 
 @dataclass(frozen=True)
