@@ -9,6 +9,7 @@ from leadflow.demo_data import DemoDataset, generate_demo_data
 from leadflow.scores import yesterday
 from leadflow.workspace import Workspace
 from tasks.lifecycle import advance_stages_task
+from tasks.marketing import update_marketing_task
 from tasks.score import score_day_task
 
 
@@ -20,7 +21,8 @@ def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDat
 @flow(name="demo")
 def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> dict:
     """Generate the sample files, ingest them (contacts first, the broken batch last), then
-    score everyone and move them through the lifecycle as of the last day of the sample."""
+    score everyone, move them through the lifecycle and update their marketing status as of
+    the last day of the sample."""
     dataset = generate_task(out_dir, contacts, days, seed)
     files = [
         dataset.contacts_file,
@@ -32,4 +34,10 @@ def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 
     day = yesterday(Workspace.from_settings())
     scoring = score_day_task(day)
     lifecycle = advance_stages_task(day, wait_for=[scoring])
-    return {"ingest": ingested, "scoring": scoring, "lifecycle": lifecycle}
+    marketing = update_marketing_task(day, wait_for=[lifecycle])
+    return {
+        "ingest": ingested,
+        "scoring": scoring,
+        "lifecycle": lifecycle,
+        "marketing": marketing,
+    }

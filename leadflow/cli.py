@@ -35,6 +35,12 @@ class Kind(StrEnum):
 class ExportWhat(StrEnum):
     quarantine = "quarantine"
     scores = "scores"
+    contacts = "contacts"
+
+
+class MarketingStatus(StrEnum):
+    marketing = "marketing"
+    non_marketing = "non_marketing"
 
 
 Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD")]
@@ -48,12 +54,11 @@ def fail(message: str, code: int = 1) -> None:
 @contextmanager
 def reported():
     """Turn the errors a user can fix into a one-line message and exit code 1."""
-    from leadflow.conditions import UnsupportedCondition
     from leadflow.scores import UnknownContact
 
     try:
         yield
-    except (UnsupportedCondition, UnknownContact) as error:
+    except UnknownContact as error:
         fail(str(error))
 
 
@@ -129,8 +134,10 @@ def export(
     as_of: Day = None,
 ) -> None:
     """Export as CSV. quarantine: file, row, reason, raw. scores: email, one column per score,
-    band_<score> per banded score, as of --as-of (default yesterday)."""
-    from leadflow.exports import export_quarantine, write_csv
+    band_<score> per banded score, as of --as-of (default yesterday). contacts: email,
+    lifecycle_stage, marketing_status, demotion, suppressed, creation_source,
+    date_entered_<stage>, as the runs up to --as-of left them."""
+    from leadflow.exports import contacts_as_of, export_quarantine, write_csv
     from leadflow.scores import scores_as_of, yesterday
 
     space = workspace()
@@ -140,17 +147,18 @@ def export(
         return
     day = as_of.date() if as_of else yesterday(space)
     with reported():
-        table = scores_as_of(space, day)
+        table = (scores_as_of if what is ExportWhat.scores else contacts_as_of)(space, day)
     write_csv(table, out)
-    console.print(f"scores of {table.num_rows} contacts as of {day} written to {out}")
+    console.print(f"{what.value} of {table.num_rows} contacts as of {day} written to {out}")
 
 
 @app.command()
 def run(as_of: Day = None) -> None:
     """The daily run as of --as-of (default yesterday in the account zone): score every
-    contact, write back what changed, then move contacts forward in the lifecycle.
-    (Inbox ingest and marketing status: next issues.)"""
+    contact and write back what changed, move contacts forward in the lifecycle, then update
+    marketing status, suppression and demotions."""
     from leadflow.lifecycle import advance_stages
+    from leadflow.marketing import update_marketing
     from leadflow.scores import score_day, yesterday
 
     space = workspace()
@@ -159,6 +167,7 @@ def run(as_of: Day = None) -> None:
         summary = score_day(space, day)
         print_scoring(summary)
         print_lifecycle(advance_stages(space, day))
+        print_marketing(update_marketing(space, day))
 
 
 @app.command()
@@ -289,6 +298,92 @@ def stage_set(
     console.print(f"{email}: {previous or 'no stage'} -> {stage} on {day} (audited)")
 
 
+marketing_app = typer.Typer(no_args_is_help=True, help="Marketing status by hand (audited).")
+app.add_typer(marketing_app, name="marketing")
+
+
+@marketing_app.command("set")
+def marketing_set(
+    email: str,
+    status: Annotated[MarketingStatus, typer.Argument()],
+    reason: Annotated[str, typer.Option(help="Why: kept in the audit.")],
+    as_of: Day = None,
+) -> None:
+    """marketing: at once, cancelling a pending demotion. non_marketing: only requests a
+    demotion, applied at the next renewal (never inside the current billing period)."""
+    from leadflow.marketing import MarketingError, set_marketing_status
+    from leadflow.scores import UnknownContact, yesterday
+
+    space = workspace()
+    day = as_of.date() if as_of else yesterday(space)
+    try:
+        done = set_marketing_status(space, email, status.value, reason, day)
+    except (MarketingError, UnknownContact) as error:
+        fail(str(error))
+    console.print(f"{email}: {done} (on {day}, audited)", soft_wrap=True)
+
+
+@app.command()
+def tier(
+    as_of: Day = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text.")] = False,
+) -> None:
+    """Marketing contacts against the paid tier as of --as-of (default yesterday): use in %,
+    scheduled demotions and the count projected after the next renewal."""
+    from leadflow.marketing import tier_report
+    from leadflow.scores import yesterday
+
+    space = workspace()
+    report = tier_report(space, as_of.date() if as_of else yesterday(space))
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+        return
+    print_tier(report)
+
+
+def print_tier(report) -> None:
+    used = "n/a (tier 0)" if report.used_pct is None else f"{report.used_pct:.1f}%"
+    style = {"ok": "green", "warning": "yellow", "alert": "bold red"}[report.level]
+    console.print(
+        f"tier as of {report.as_of}: {report.marketing_contacts} marketing contacts of "
+        f"{report.tier} paid, {used} used [{style}]{report.level}[/]"
+    )
+    console.print(
+        f"  demotions: {report.queued_demotions} queued, {report.scheduled_demotions} scheduled "
+        f"for the renewal of {report.renewal_date}; projected after renewal: "
+        f"{report.projected_after_renewal} (saving {report.saving})"
+    )
+
+
+def print_marketing(summary) -> None:
+    demotions = ", ".join(f"{count} {state}" for state, count in summary.demotions.items())
+    renewal = f"; went through the renewal of {summary.renewal}" if summary.renewal else ""
+    console.print(
+        f"marketing as of {summary.day}: {summary.new_contacts} new contacts given a status, "
+        f"{summary.promoted} promoted, {summary.suppressed} suppressed; "
+        f"demotions {demotions}{renewal}"
+    )
+    print_tier(summary.tier)
+
+
+def print_demotion_queue(queue, limit: int = 10) -> None:
+    table = Table(title=f"demotion queue: {queue.num_rows} open demotions")
+    for column in ("email", "state", "rule", "opened", "renewal"):
+        table.add_column(column)
+    for row in queue.slice(0, limit).to_pylist():
+        table.add_row(*(row[name] for name in queue.column_names))
+    if queue.num_rows > limit:
+        table.caption = f"first {limit} shown; `leadflow export contacts` lists every contact"
+    console.print(table)
+    by_rule: dict[str, int] = {}
+    for rule in queue.column("rule").to_pylist():
+        by_rule[rule] = by_rule.get(rule, 0) + 1
+    if by_rule:
+        console.print(
+            "  by rule: " + ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
+        )
+
+
 def print_lifecycle(summary) -> None:
     console.print(f"lifecycle as of {summary.day}: {summary.moves} contacts moved forward")
     console.print(
@@ -342,7 +437,7 @@ def demo(
     seed: int = 42,
 ) -> None:
     """Generate a realistic sample data set and run the pipeline on it, in a Prefect flow."""
-    workspace()  # a bad configuration fails here, before Prefect starts
+    space = workspace()  # a bad configuration fails here, before Prefect starts
     from flows.demo import demo_flow
 
     outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
@@ -359,6 +454,11 @@ def demo(
         console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
     print_scoring(SimpleNamespace(**outcome["scoring"]))
     print_lifecycle(SimpleNamespace(**outcome["lifecycle"]))
+    marketing = outcome["marketing"]
+    print_marketing(SimpleNamespace(**{**marketing, "tier": SimpleNamespace(**marketing["tier"])}))
+    from leadflow.marketing import demotion_queue
+
+    print_demotion_queue(demotion_queue(space))
 
 
 @db_app.command("upgrade")

@@ -4,7 +4,7 @@ A compiled condition is a boolean SQL expression over one row per (contact, day)
 it reads is collected on the way into a `Features` registry: counts of matching events (one
 aggregate each, computed in the single pass over the events), contact properties as of the day,
 other scores. The scoring engine computes those feature columns, then evaluates the
-expressions; lifecycle and marketing (later) reuse the same compiler.
+expressions; lifecycle and marketing reuse the same compiler.
 """
 
 from dataclasses import dataclass, field
@@ -27,10 +27,6 @@ from leadflow.config import (
 # Event columns a `where` may name directly; any other name is read from `properties`.
 EVENT_COLUMNS = ("event_id", "source", "email", "type", "url", "form_id", "campaign_id")
 DAY_SECONDS = 86400.0
-
-
-class UnsupportedCondition(ValueError):
-    """A condition this engine cannot evaluate yet (the message names it)."""
 
 
 def quote(value: object) -> str:
@@ -95,6 +91,7 @@ class Features:
     properties: set[str] = field(default_factory=set)
     needs_suppression: bool = False
     needs_engagement: bool = False
+    needs_stage: bool = False
 
     def count_column(self, match_sql: str) -> str:
         for column, existing in self.event_counts.items():
@@ -157,9 +154,9 @@ def condition_sql(condition: Condition, features: Features) -> str:
             return "(" + " OR ".join(condition_sql(c, features) for c in children) + ")"
         case NotCondition(not_=child):
             return f"(NOT {condition_sql(child, features)})"
-        case StageCondition():
-            raise UnsupportedCondition(
-                "stage conditions are not supported in scores or lifecycle rules yet "
-                "(they need each contact's stage as of a past day)"
-            )
-    raise UnsupportedCondition(f"unknown condition {condition!r}")
+        case StageCondition(stage=stages):
+            # The stage the contact stands at after the day's lifecycle step (marketing only:
+            # the configuration rejects stage conditions in scores and lifecycle rules).
+            features.needs_stage = True
+            return f"COALESCE(stage IN ({', '.join(quote(name) for name in stages.in_)}), false)"
+    raise TypeError(f"unknown condition {condition!r}")

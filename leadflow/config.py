@@ -538,6 +538,11 @@ class LeadflowConfig(_Section):
         for path, condition in self.conditions():
             if isinstance(condition, ScoreCondition) and condition.score not in self.scores:
                 raise ValueError(f"{path}.score: unknown score {condition.score!r}")
+            if isinstance(condition, StageCondition) and not path.startswith("marketing."):
+                raise ValueError(
+                    f"{path}.stage: stage conditions are allowed in marketing rules only "
+                    "(scores and lifecycle rules decide the stage, so they cannot read it)"
+                )
         for name in self.bands:
             if name not in self.scores:
                 raise ValueError(f"bands.{name}: unknown score {name!r}")

@@ -1,6 +1,7 @@
-"""CSV exports read back from the state store."""
+"""CSV exports read back from the state store: quarantine, and contacts as of a day."""
 
 import csv
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -8,7 +9,12 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from leadflow.db import session_scope
+from leadflow.db import read_arrow, session_scope
+from leadflow.domain import STAGES
+from leadflow.lake import duckdb_connection
+from leadflow.marketing import latest_sql
+from leadflow.scoring import as_of_end
+from leadflow.workspace import Workspace
 from models import QuarantinedRow
 
 
@@ -29,3 +35,62 @@ def export_quarantine(engine: Engine, out: Path) -> int:
 def write_csv(table: pa.Table, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="needed"))
+
+
+def latest_stage_sql(day: date) -> str:
+    """(contact_id, stage): each contact's stage after its latest move on or before `day`."""
+    return f"""SELECT contact_id, to_stage AS stage FROM (
+                   SELECT contact_id, to_stage,
+                          row_number() OVER (PARTITION BY contact_id
+                                             ORDER BY day DESC, id DESC) AS n
+                   FROM stage_move WHERE day <= '{day}') latest
+               WHERE n = 1"""
+
+
+def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
+    """SPEC §7 `export contacts`: each contact created by the end of `day`, with its stage,
+    marketing status, demotion state, suppression and stage entry days as the runs up to `day`
+    left them (a contact no run has seen yet has an empty marketing_status)."""
+    entered = ", ".join(
+        f"max(CASE WHEN stage = '{stage}' THEN CAST(day AS TEXT) END)" for stage in STAGES
+    )
+    entry_columns = ", ".join(f"e.entered_{stage}" for stage in STAGES)
+    entry_names = ", ".join(f"entered_{stage}" for stage in STAGES)
+    schema = pa.schema(
+        [(name, pa.string()) for name in (*CONTACT_COLUMNS[: -len(STAGES)], "created_at")]
+        + [(f"date_entered_{stage}", pa.string()) for stage in STAGES]
+    )
+    rows = read_arrow(
+        workspace.engine,
+        f"""WITH entries ({"contact_id, " + entry_names}) AS (
+                SELECT contact_id, {entered} FROM stage_entry WHERE day <= '{day}'
+                GROUP BY contact_id)
+            SELECT c.email, COALESCE(s.stage, c.initial_stage), m.value,
+                   COALESCE(d.value, 'none'), COALESCE(p.value, 'false'), c.creation_source,
+                   CAST(c.created_at AS TEXT), {entry_columns}
+            FROM contact c
+            LEFT JOIN ({latest_stage_sql(day)}) s ON s.contact_id = c.id
+            LEFT JOIN ({latest_sql("status", day)}) m ON m.contact_id = c.id
+            LEFT JOIN ({latest_sql("demotion", day)}) d ON d.contact_id = c.id
+            LEFT JOIN ({latest_sql("suppression", day)}) p ON p.contact_id = c.id
+            LEFT JOIN entries e ON e.contact_id = c.id""",
+        schema,
+    )
+    with duckdb_connection() as connection:
+        connection.register("rows", rows)
+        return connection.sql(
+            "SELECT * EXCLUDE (created_at) FROM rows "
+            "WHERE created_at::TIMESTAMPTZ < $end ORDER BY email",
+            params={"end": as_of_end(day, workspace.config)},
+        ).to_arrow_table()
+
+
+CONTACT_COLUMNS = (
+    "email",
+    "lifecycle_stage",
+    "marketing_status",
+    "demotion",
+    "suppressed",
+    "creation_source",
+    *(f"date_entered_{stage}" for stage in STAGES),
+)

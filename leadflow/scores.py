@@ -70,24 +70,30 @@ def scored_relation(
     explain: bool = False,
     contacts: pa.Table | None = None,
     lifecycle: bool = False,
+    marketing: bool = False,
+    stages: pa.Table | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
-    `days` and their properties, and return the scored relation."""
+    `days` and their properties, and return the scored relation (see `compile_model`)."""
     committed = workspace.committed_event_batches()
     whole_base_at = (
         as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
     )
     model = compile_model(
-        workspace.config, workspace.lake.events_sql(committed), explain, whole_base_at, lifecycle
+        workspace.config,
+        workspace.lake.events_sql(committed),
+        explain,
+        whole_base_at,
+        lifecycle,
+        marketing,
     )
     if email is not None:
         emails = pa.array(check_contact(workspace, email), pa.string())
     else:
         emails = (contacts if contacts is not None else read_contacts(workspace)).column("email")
     properties = load_properties(workspace.engine, model.features.properties, email)
-    prepare_inputs(
-        connection, workspace.config, targets_table(emails, days, workspace.config), properties
-    )
+    targets = targets_table(emails, days, workspace.config)
+    prepare_inputs(connection, workspace.config, targets, properties, stages)
     return compute_scores(connection, workspace.config, model)
 
 

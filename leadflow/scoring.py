@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 from leadflow.conditions import (
     DAY_SECONDS,
     Features,
-    UnsupportedCondition,
     condition_sql,
     event_match_sql,
     property_column,
@@ -36,6 +35,15 @@ from leadflow.config import (
 from leadflow.db import read_arrow
 from leadflow.domain import STAGES
 
+# Suppression (SPEC §6): unsubscribed, hard-bounced or reported spam, for good.
+SUPPRESSING_EVENT = (
+    "(e.type IN ('email_unsubscribe', 'email_spam_report') OR (e.type = 'email_bounce' AND "
+    "json_extract_string(e.properties, '$.bounce_type') = 'hard'))"
+)
+SUPPRESSION_REASON = (
+    "CASE e.type WHEN 'email_unsubscribe' THEN 'unsubscribed' "
+    "WHEN 'email_spam_report' THEN 'spam_report' ELSE 'hard_bounce' END"
+)
 GRAYMAIL_SENDS_NEVER_ENGAGED = 11
 GRAYMAIL_SENDS_ENGAGED = 16
 
@@ -77,13 +85,16 @@ def compile_model(
     explain: bool = False,
     whole_base_at: datetime | None = None,
     lifecycle: bool = False,
+    marketing: bool = False,
 ) -> CompiledModel:
     """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`.
 
     With `explain`, also each event rule's matching events (count, newest, oldest). With
     `whole_base_at` (the as_of_end of the one day when every contact is a target), the events
     are aggregated per contact in one scan instead of joined with the targets. With `lifecycle`,
-    also `target_stage`: the highest stage whose `lifecycle.promote` condition holds.
+    also `target_stage`: the highest stage whose `lifecycle.promote` condition holds. With
+    `marketing`, also `promote` (`marketing.promote` holds), `demote_rule` (the first demote
+    rule that holds, else NULL), `suppressed` and `suppression_reason`.
     """
     features = Features()
     aggregates: list[str] = []
@@ -109,10 +120,7 @@ def compile_model(
                     ]
             else:
                 assert isinstance(rule, ConditionRule)
-                try:
-                    held = condition_sql(rule.when, features)
-                except UnsupportedCondition as error:
-                    raise UnsupportedCondition(f"scores.{name}.rules[{index}]: {error}") from None
+                held = condition_sql(rule.when, features)
                 select.append(f"CASE WHEN {held} THEN {quote(rule.points)} ELSE 0 END AS {column}")
         total = " + ".join(
             f"COALESCE({rule_column(name, index)}, 0)" for index in range(len(score.rules))
@@ -123,13 +131,15 @@ def compile_model(
 
     if lifecycle:
         score_layers.append(f"{target_stage_sql(config, features)} AS target_stage")
+    if marketing:
+        score_layers.append(marketing_sql(config, features))
     for column, match in features.event_counts.items():
         aggregates.append(f"count(*) FILTER (WHERE {match}) AS {column}")
     if features.needs_suppression:
+        aggregates.append(f"count(*) FILTER (WHERE {SUPPRESSING_EVENT}) > 0 AS suppressed")
         aggregates.append(
-            "count(*) FILTER (WHERE e.type IN ('email_unsubscribe', 'email_spam_report') OR "
-            "(e.type = 'email_bounce' AND "
-            "json_extract_string(e.properties, '$.bounce_type') = 'hard')) > 0 AS suppressed"
+            f"arg_min({SUPPRESSION_REASON}, e.occurred_at) FILTER (WHERE {SUPPRESSING_EVENT}) "
+            "AS suppression_reason"
         )
     if features.needs_engagement:
         aggregates.append(
@@ -184,7 +194,7 @@ def compile_model(
         FROM props p GROUP BY p.email, p.day
     ),
     joined AS (
-        SELECT t.email, t.day, a.* EXCLUDE ({group_by.replace("e.", "")}),
+        SELECT t.email, t.day, t.stage, a.* EXCLUDE ({group_by.replace("e.", "")}),
                p.* EXCLUDE (email, day)
         FROM targets t
         LEFT JOIN a ON {join_on}
@@ -207,11 +217,26 @@ def target_stage_sql(config: LeadflowConfig, features: Features) -> str:
         condition = config.lifecycle.promote.get(stage)
         if condition is None:
             continue
-        try:
-            cases.append(f"WHEN {condition_sql(condition, features)} THEN {quote(stage)}")
-        except UnsupportedCondition as error:
-            raise UnsupportedCondition(f"lifecycle.promote.{stage}: {error}") from None
+        cases.append(f"WHEN {condition_sql(condition, features)} THEN {quote(stage)}")
     return "CASE " + " ".join(cases) + " END" if cases else "NULL::VARCHAR"
+
+
+def marketing_sql(config: LeadflowConfig, features: Features) -> str:
+    """The `marketing` columns of compile_model (suppression is always computed)."""
+    features.needs_suppression = True
+    promote = config.marketing.promote
+    promote_sql = condition_sql(promote, features) if promote is not None else "false"
+    demote_sql = (
+        "CASE "
+        + " ".join(
+            f"WHEN {condition_sql(rule.when, features)} THEN {quote(rule.id)}"
+            for rule in config.marketing.demote
+        )
+        + " END"
+        if config.marketing.demote
+        else "NULL::VARCHAR"
+    )
+    return f"{promote_sql} AS promote, {demote_sql} AS demote_rule"
 
 
 def band_sql(config: LeadflowConfig, name: str) -> str:
@@ -245,6 +270,7 @@ def load_properties(engine: Engine, names: set[str], email: str | None) -> pa.Ta
     )
 
 
+STAGES_SCHEMA = pa.schema([("email", pa.string()), ("stage", pa.string())])
 PROPERTY_SCHEMA = pa.schema(
     [
         ("email", pa.string()),
@@ -260,12 +286,18 @@ def prepare_inputs(
     config: LeadflowConfig,
     targets: pa.Table,
     property_history: pa.Table,
+    stages: pa.Table | None = None,
 ) -> None:
-    """Register `targets(email, day, as_of_end)` and `props(email, day, name, value)`."""
+    """Register `targets(email, day, as_of_end, stage)` and `props(email, day, name, value)`;
+    `stages(email, stage)`, when given, is where each contact stands (for stage conditions)."""
     connection.register("targets_arrow", targets)
+    connection.register(
+        "stages_arrow", stages if stages is not None else STAGES_SCHEMA.empty_table()
+    )
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE targets AS "
-        "SELECT email, day, as_of_end::TIMESTAMPTZ AS as_of_end FROM targets_arrow"
+        "SELECT t.email, t.day, t.as_of_end::TIMESTAMPTZ AS as_of_end, s.stage "
+        "FROM targets_arrow t LEFT JOIN stages_arrow s USING (email)"
     )
     connection.register("property_history", property_history)
     # A property as it was at as_of_end: the newest value set strictly before it.

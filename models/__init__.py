@@ -5,15 +5,20 @@ from sqlmodel import SQLModel
 from models.contact import Contact, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
+from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
 from models.score import BandChange, ContactScore, ScoringRun
 
 __all__ = [
     "BandChange",
     "Contact",
+    "ContactMarketing",
     "ContactPropertyHistory",
     "ContactScore",
     "ContactStage",
+    "ContractRenewal",
+    "Demotion",
     "IngestBatch",
+    "MarketingChange",
     "QuarantinedRow",
     "SQLModel",
     "ScoringRun",

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from leadflow.cli import app
 from leadflow.db import make_engine
+from leadflow.domain import STAGES
 from tests.test_ingest import EVENT_HEADER, event_row, good_events, write_csv
 
 runner = CliRunner()
@@ -132,7 +133,7 @@ def test_scoring_commands(leadflow_env):
     assert result.exit_code == 1 and "no contact with email" in result.stderr
 
 
-def test_a_stage_condition_in_a_score_is_a_one_line_error(leadflow_env, monkeypatch):
+def test_a_stage_condition_in_a_score_is_a_one_line_config_error(leadflow_env, monkeypatch):
     config = leadflow_env / "stage.yaml"
     config.write_text(
         "account: {timezone: Europe/Paris}\n"
@@ -142,8 +143,11 @@ def test_a_stage_condition_in_a_score_is_a_one_line_error(leadflow_env, monkeypa
     )
     monkeypatch.setenv("LEADFLOW_CONFIG", str(config))
     result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
-    assert result.exit_code == 1
-    assert result.stderr.strip().startswith("error: scores.s.rules[0]: stage conditions")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {config}: scores.s.rules[0].when.stage: stage conditions are allowed in "
+        "marketing rules only (scores and lifecycle rules decide the stage, so they cannot read it)"
+    )
 
 
 def test_run_moves_stages_and_stage_set_moves_back(leadflow_env):
@@ -175,3 +179,91 @@ def test_run_moves_stages_and_stage_set_moves_back(leadflow_env):
     assert "lead -> subscriber" in result.stdout
     result = runner.invoke(app, ["stage", "set", "ann@example.com", "lead"])
     assert result.exit_code != 0  # --reason is required
+
+
+def test_marketing_set_tier_and_export_contacts(leadflow_env):
+    rows = [
+        event_row(
+            "f1",
+            email="ann@example.com",
+            type_="form_submission",
+            form_id="newsletter",
+            occurred_at="2026-11-02T10:00:00Z",
+        ),
+        event_row("o1", email="bob@example.com", occurred_at="2026-11-02T10:00:00Z"),
+    ]
+    runner.invoke(app, ["ingest", str(write_csv(leadflow_env / "e.csv", rows, EVENT_HEADER))])
+    result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
+    assert result.exit_code == 0, result.output
+    assert "marketing as of 2026-11-10: 2 new contacts given a status" in result.stdout
+
+    result = runner.invoke(
+        app,
+        [
+            "marketing",
+            "set",
+            "ann@example.com",
+            "non_marketing",
+            "--reason",
+            "asked",
+            "--as-of",
+            "2026-12-05",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "demotion scheduled: stays marketing until the renewal of 2027-03-01" in result.stdout
+    result = runner.invoke(app, ["marketing", "set", "bob@example.com", "non_marketing"])
+    assert result.exit_code != 0  # --reason is required
+    result = runner.invoke(
+        app, ["marketing", "set", "bob@example.com", "non_marketing", "--reason", "x"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: bob@example.com is already non-marketing"
+
+    result = runner.invoke(app, ["tier", "--as-of", "2026-12-05", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == {
+        "as_of": "2026-12-05",
+        "marketing_contacts": 1,  # ann: a newsletter form made her marketing; bob: integration
+        "tier": 10000,
+        "used_pct": 0.01,
+        "level": "ok",
+        "queued_demotions": 0,
+        "scheduled_demotions": 1,
+        "projected_after_renewal": 0,
+        "saving": 1,
+        "renewal_date": "2027-03-01",
+    }
+    before = json.loads(runner.invoke(app, ["tier", "--as-of", "2026-12-04", "--json"]).stdout)
+    assert before["scheduled_demotions"] == 0  # the request is stamped with its day
+
+    out = leadflow_env / "contacts.csv"
+    result = runner.invoke(app, ["export", "contacts", "--as-of", "2026-12-05", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as handle:
+        exported = {row["email"]: row for row in csv.DictReader(handle)}
+    assert list(exported["ann@example.com"]) == [
+        "email",
+        "lifecycle_stage",
+        "marketing_status",
+        "demotion",
+        "suppressed",
+        "creation_source",
+        *(f"date_entered_{stage}" for stage in STAGES),
+    ]
+    ann = exported["ann@example.com"]
+    assert (ann["lifecycle_stage"], ann["marketing_status"], ann["demotion"]) == (
+        "lead",
+        "marketing",
+        "scheduled",
+    )
+    assert (ann["suppressed"], ann["creation_source"]) == ("false", "form")
+    assert (ann["date_entered_subscriber"], ann["date_entered_lead"]) == ("2026-11-10",) * 2
+    assert ann["date_entered_marketingqualifiedlead"] == ""
+    bob = exported["bob@example.com"]
+    assert (bob["marketing_status"], bob["demotion"], bob["creation_source"]) == (
+        "non_marketing",
+        "none",
+        "integration",
+    )

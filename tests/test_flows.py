@@ -49,11 +49,23 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     score_bands = Artifact.get("score-bands")
     assert score_bands is not None and "| engagement | cold |" in score_bands.data
 
+    marketing = outcome["marketing"]
+    assert marketing["new_contacts"] == contacts
+    assert marketing["tier"]["marketing_contacts"] > 0
+    tier = Artifact.get("tier-use")
+    assert (
+        tier is not None and f"| {marketing['tier']['marketing_contacts']} | 10000 |" in tier.data
+    )
+    queue = Artifact.get("demotion-queue")
+    assert queue is not None and "open demotions" in queue.description
+
     again = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
     statuses = {item["status"] for item in again["ingest"]}
     assert statuses <= {"already_ingested", "rejected"}
     assert again["scoring"]["scores_changed"] == 0
     assert again["lifecycle"]["moves"] == 0
+    assert again["marketing"]["new_contacts"] == 0
+    assert sum(again["marketing"]["demotions"].values()) == 0
 
 
 def test_only_io_errors_are_retried():
@@ -79,3 +91,5 @@ def test_demo_command_prints_what_it_did(prefect_harness, leadflow_env):
     assert "batch rejected" in result.stdout
     assert "engagement: cold" in result.stdout
     assert "funnel: subscriber" in result.stdout
+    assert "marketing contacts of 10000 paid" in result.stdout
+    assert "demotion queue:" in result.stdout
