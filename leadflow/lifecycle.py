@@ -9,6 +9,7 @@ export's `Lifecycle Stage`); `other` stands outside the order and is left to adm
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import duckdb
 import pyarrow as pa
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -16,14 +17,10 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from leadflow.db import bulk_load, read_arrow, session_scope
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.lake import duckdb_connection
-from leadflow.scores import check_contact, read_contacts, scored_relation
+from leadflow.scores import check_contact, prepare_day, read_contacts
+from leadflow.scoring import moves_forward_sql, stage_rank
 from leadflow.workspace import Workspace
 
-RANK_SQL = (
-    "CASE {column} "
-    + " ".join(f"WHEN '{stage}' THEN {rank}" for rank, stage in enumerate(STAGES, start=1))
-    + " END"
-)
 CURRENT_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])
 
 STAGE_MOVES = Table(
@@ -55,10 +52,6 @@ class LifecycleSummary:
     funnel: dict[str, int]  # stage -> contacts there after the run
 
 
-def rank(column: str) -> str:
-    return RANK_SQL.format(column=column)
-
-
 def current_stages(workspace: Workspace) -> pa.Table:
     """(contact_id, stage) for every contact with a stage: set by a run, else from its record."""
     return read_arrow(
@@ -73,28 +66,33 @@ def current_stages(workspace: Workspace) -> pa.Table:
 def advance_stages(workspace: Workspace, day: date) -> LifecycleSummary:
     """Move every contact forward to its target stage as of `day`; never backward."""
     with duckdb_connection() as connection:
-        contacts = read_contacts(workspace)
-        scored = scored_relation(workspace, connection, [day], contacts=contacts, lifecycle=True)
-        connection.register("scored", scored)
-        connection.register("contacts", contacts)
-        connection.register("current", current_stages(workspace))
-        moves = connection.sql(
-            f"""SELECT c.contact_id, cur.stage AS from_stage, s.target_stage AS to_stage
-                FROM scored s JOIN contacts c USING (email)
-                LEFT JOIN current cur USING (contact_id)
-                WHERE s.target_stage IS NOT NULL
-                  AND (cur.stage IS NULL
-                       OR cur.stage <> '{OTHER_STAGE}'
-                          AND {rank("s.target_stage")} > {rank("cur.stage")})
-                ORDER BY c.contact_id"""
-        ).to_arrow_table()
-        connection.register("moves", moves)
-        entries = connection.sql(
-            f"""SELECT m.contact_id, stage.name AS stage
-                FROM moves m, (SELECT unnest($stages) AS name) stage
-                WHERE {rank("stage.name")} <= {rank("m.to_stage")}""",
-            params={"stages": list(STAGES)},
-        ).to_arrow_table()
+        prepare_day(workspace, connection, day, read_contacts(workspace), lifecycle=True)
+        return lifecycle_step(workspace, connection, day, current_stages(workspace))
+
+
+def lifecycle_step(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    day: date,
+    current: pa.Table,
+) -> LifecycleSummary:
+    """The lifecycle step over a prepared day (`prepare_day` with lifecycle): `current` is
+    where each contact stood before it."""
+    connection.register("current", current)
+    moves = connection.sql(
+        f"""SELECT c.contact_id, cur.stage AS from_stage, s.target_stage AS to_stage
+            FROM day_scored s JOIN contacts c USING (email)
+            LEFT JOIN current cur USING (contact_id)
+            WHERE {moves_forward_sql("cur.stage", "s.target_stage")}
+            ORDER BY c.contact_id"""
+    ).to_arrow_table()
+    connection.register("moves", moves)
+    entries = connection.sql(
+        f"""SELECT m.contact_id, stage.name AS stage
+            FROM moves m, (SELECT unnest($stages) AS name) stage
+            WHERE {stage_rank("stage.name")} <= {stage_rank("m.to_stage")}""",
+        params={"stages": list(STAGES)},
+    ).to_arrow_table()
     _record_moves(workspace, moves, entries, day, "rule")
     by_stage = {stage: 0 for stage in STAGES}
     for stage in moves.column("to_stage").to_pylist():

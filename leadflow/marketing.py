@@ -22,6 +22,7 @@ one after D, so a backfill of an earlier year sees the renewals of that year.
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import pyarrow as pa
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -32,7 +33,7 @@ from leadflow.db import bulk_load, read_arrow, session_scope
 from leadflow.domain import NON_MARKETING_SOURCES
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
-from leadflow.scores import check_contact, scored_relation
+from leadflow.scores import check_contact, prepare_day
 from leadflow.scoring import as_of_end
 from leadflow.workspace import Workspace
 
@@ -204,7 +205,7 @@ def decide_sql(config: LeadflowConfig) -> str:
     WITH base AS (
         SELECT s.*, e.promote, e.demote_rule, COALESCE(e.suppressed, false) AS now_suppressed,
                e.suppression_reason, s.demotion_renewal::DATE AS renewal
-        FROM state s JOIN evaluated e USING (email)
+        FROM state s JOIN day_scored e USING (email)
         WHERE s.status IS NOT NULL OR s.created_at::TIMESTAMPTZ < $end
     ),
     step1 AS (
@@ -289,42 +290,50 @@ CHANGES = Table(
 
 def update_marketing(workspace: Workspace, day: date) -> MarketingSummary:
     """Run the marketing step of `day` for every contact (after the lifecycle step)."""
-    config = workspace.config
-    renewal = renewal_after(day, config.contract)
     with duckdb_connection() as connection:
         state = read_state(workspace)
-        connection.register("state", state)
-        connection.register("current_stages", current_stages(workspace))
-        stages = connection.sql(
-            "SELECT s.email, c.stage FROM current_stages c JOIN state s USING (contact_id)"
-        ).to_arrow_table()
-        scored = scored_relation(
-            workspace,
-            connection,
-            [day],
-            contacts=state.select(["contact_id", "email"]),
-            marketing=True,
-            stages=stages,
-        )
-        connection.register(
-            "evaluated",
-            scored.select("email, promote, demote_rule, suppressed, suppression_reason"),
-        )
-        connection.execute(
-            f"CREATE TEMP TABLE decided AS {decide_sql(config)}",
-            {
-                "day": day,
-                "end": as_of_end(day, config),
-                "window_start": window_start(renewal, config.contract),
-            },
-        )
-        changes = connection.sql(CHANGES_SQL, params={"renewal": renewal}).to_arrow_table()
-        [(promoted, new_contacts, suppressed, applied)] = connection.execute(
-            """SELECT count(*) FILTER (WHERE promoted), count(*) FILTER (WHERE status IS NULL),
-                      count(*) FILTER (WHERE now_suppressed AND COALESCE(suppressed, 0) = 0),
-                      count(*) FILTER (WHERE demotion_next = 'applied')
-               FROM decided"""
-        ).fetchall()
+        stages = stages_by_email(connection, state, current_stages(workspace))
+        prepare_day(workspace, connection, day, state, stages, lifecycle=True, marketing=True)
+        return marketing_step(workspace, connection, day, state)
+
+
+def stages_by_email(
+    connection: duckdb.DuckDBPyConnection, contacts: pa.Table, stages: pa.Table
+) -> pa.Table:
+    """(email, stage) from `current_stages`' (contact_id, stage)."""
+    connection.register("stage_contacts", contacts.select(["contact_id", "email"]))
+    connection.register("stage_rows", stages)
+    return connection.sql(
+        "SELECT c.email, s.stage FROM stage_rows s JOIN stage_contacts c USING (contact_id)"
+    ).to_arrow_table()
+
+
+def marketing_step(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    day: date,
+    state: pa.Table,
+) -> MarketingSummary:
+    """The marketing step over a prepared day (`prepare_day` with lifecycle and marketing):
+    `state` is `read_state` as it was before the day."""
+    config = workspace.config
+    renewal = renewal_after(day, config.contract)
+    connection.register("state", state)
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE decided AS {decide_sql(config)}",
+        {
+            "day": day,
+            "end": as_of_end(day, config),
+            "window_start": window_start(renewal, config.contract),
+        },
+    )
+    changes = connection.sql(CHANGES_SQL, params={"renewal": renewal}).to_arrow_table()
+    [(promoted, new_contacts, suppressed, applied)] = connection.execute(
+        """SELECT count(*) FILTER (WHERE promoted), count(*) FILTER (WHERE status IS NULL),
+                  count(*) FILTER (WHERE now_suppressed AND COALESCE(suppressed, 0) = 0),
+                  count(*) FILTER (WHERE demotion_next = 'applied')
+           FROM decided"""
+    ).fetchall()
     last_renewal = renewal_on_or_before(day, config.contract)
     went_through = last_renewal if applied or last_renewal == day else None
     record_changes(workspace, changes, day, renewal_passed=(went_through, applied, renewal))

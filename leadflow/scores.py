@@ -25,6 +25,7 @@ from leadflow.workspace import Workspace
 from models import ScoringRun
 
 DECIMALS = 4
+TOP_MOVERS = 10
 
 
 class UnknownContact(LookupError):
@@ -134,17 +135,42 @@ class ScoringSummary:
     bands: dict[str, dict[str, int]]  # score -> band -> contacts
     compute_seconds: float  # reading state, scoring, diffing against the stored scores
     write_seconds: float  # writing the changed scores and band changes
+    movers: list[tuple[str, str, float, float]]  # email, score, before, after: the largest moves
 
 
-def _score_against_stored(
-    workspace: Workspace, connection: duckdb.DuckDBPyConnection, day: date
+def prepare_day(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    day: date,
+    contacts: pa.Table,
+    stages: pa.Table | None = None,
+    lifecycle: bool = False,
+    marketing: bool = False,
 ) -> None:
-    """Tables `new_scores(email, day, score, value, band)` and `stored(contact_id, email,
-    score, value, band)`: every contact's scores as of `day`, and what the state store has."""
-    contacts = read_contacts(workspace)
-    connection.register("scored", scored_relation(workspace, connection, [day], contacts=contacts))
-    connection.execute(f"CREATE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'scored')}")
-    connection.register("contacts", contacts)
+    """Materialise `day_scored` (every contact as of `day`: scores, bands, and with the flags
+    the lifecycle target and marketing conditions) and register `contacts(contact_id, email)`.
+    One scan of the lake serves the day's scoring, lifecycle and marketing steps."""
+    connection.register("contacts", contacts.select(["contact_id", "email"]))
+    scored = scored_relation(
+        workspace,
+        connection,
+        [day],
+        contacts=contacts,
+        lifecycle=lifecycle,
+        marketing=marketing,
+        stages=stages,
+    )
+    connection.register("scored_relation", scored)
+    connection.execute("CREATE OR REPLACE TEMP TABLE day_scored AS SELECT * FROM scored_relation")
+    connection.unregister("scored_relation")
+
+
+def _compare_with_stored(workspace: Workspace, connection: duckdb.DuckDBPyConnection) -> None:
+    """Tables `new_scores(email, day, score, value, band)` from `day_scored`, and
+    `stored(contact_id, email, score, value, band)`: what the state store has."""
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'day_scored')}"
+    )
     connection.register(
         "stored_scores",
         read_arrow(
@@ -154,39 +180,56 @@ def _score_against_stored(
         ),
     )
     connection.execute(
-        "CREATE TEMP TABLE stored AS "
+        "CREATE OR REPLACE TEMP TABLE stored AS "
         "SELECT s.*, c.email FROM stored_scores s JOIN contacts c USING (contact_id)"
     )
 
 
 def score_day(workspace: Workspace, day: date) -> ScoringSummary:
     """Score every contact as of `day` and write back only what changed (SPEC §4)."""
-    started = datetime.now(UTC)
+    with duckdb_connection() as connection:
+        started = datetime.now(UTC)
+        prepare_day(workspace, connection, day, read_contacts(workspace))
+        return score_step(workspace, connection, day, started)
+
+
+def score_step(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    day: date,
+    started: datetime,
+) -> ScoringSummary:
+    """The scoring step over a prepared day (`prepare_day`): write back what changed."""
     version = workspace.config.model_version
     with session_scope(workspace.engine) as session:
         last_version = session.exec(
             select(ScoringRun.model_version).order_by(ScoringRun.id.desc())
         ).first()
     model_changed = last_version is not None and last_version != version
-    with duckdb_connection() as connection:
-        _score_against_stored(workspace, connection, day)
-        changed = connection.sql(
-            """SELECT c.contact_id, n.score, n.value, n.band, s.band AS old_band
-               FROM new_scores n JOIN contacts c USING (email)
-               LEFT JOIN stored s USING (email, score)
-               WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band"""
-        ).to_arrow_table()
-        [(contacts,)] = connection.execute("SELECT count(*) FROM contacts").fetchall()
-        bands = {
-            name: dict(
-                connection.execute(
-                    "SELECT COALESCE(band, '-'), count(*) FROM new_scores WHERE score = $1 "
-                    "GROUP BY 1 ORDER BY 1",
-                    [name],
-                ).fetchall()
-            )
-            for name in workspace.config.scores
-        }
+    _compare_with_stored(workspace, connection)
+    changed = connection.sql(
+        """SELECT c.contact_id, n.score, n.value, n.band, s.band AS old_band
+           FROM new_scores n JOIN contacts c USING (email)
+           LEFT JOIN stored s USING (email, score)
+           WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band"""
+    ).to_arrow_table()
+    [(contacts,)] = connection.execute("SELECT count(*) FROM contacts").fetchall()
+    bands = {
+        name: dict(
+            connection.execute(
+                "SELECT COALESCE(band, '-'), count(*) FROM new_scores WHERE score = $1 "
+                "GROUP BY 1 ORDER BY 1",
+                [name],
+            ).fetchall()
+        )
+        for name in workspace.config.scores
+    }
+    movers = connection.execute(
+        f"""SELECT n.email, n.score, s.value, n.value FROM new_scores n
+            LEFT JOIN stored s USING (email, score)
+            WHERE s.value IS NOT NULL AND s.value <> n.value
+            ORDER BY abs(n.value - s.value) DESC, n.email LIMIT {TOP_MOVERS}"""
+    ).fetchall()
     computed = datetime.now(UTC)
     band_changes = _write_back(workspace, changed, day, version)
     written = datetime.now(UTC)
@@ -213,6 +256,7 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
         bands,
         (computed - started).total_seconds(),
         (written - computed).total_seconds(),
+        [tuple(row) for row in movers],
     )
 
 
@@ -362,7 +406,8 @@ class RescoreImpact:
 def rescore_impact(workspace: Workspace, day: date, movers: int = 10) -> RescoreImpact:
     """What rescoring as of `day` with the current rules would change; writes nothing."""
     with duckdb_connection() as connection:
-        _score_against_stored(workspace, connection, day)
+        prepare_day(workspace, connection, day, read_contacts(workspace))
+        _compare_with_stored(workspace, connection)
         bands = connection.execute(
             """SELECT score, band, sum(now)::INT, sum(after)::INT FROM (
                    SELECT score, COALESCE(band, '-') AS band, 1 AS now, 0 AS after FROM stored

@@ -33,7 +33,7 @@ from leadflow.config import (
     StepDecay,
 )
 from leadflow.db import read_arrow
-from leadflow.domain import STAGES
+from leadflow.domain import OTHER_STAGE, STAGES
 
 # Suppression (SPEC §6): unsubscribed, hard-bounced or reported spam, for good.
 SUPPRESSING_EVENT = (
@@ -132,6 +132,8 @@ def compile_model(
     if lifecycle:
         score_layers.append(f"{target_stage_sql(config, features)} AS target_stage")
     if marketing:
+        if lifecycle:  # stage conditions read the stage after the day's lifecycle step
+            score_layers.append(f"* REPLACE ({stage_after_sql('stage', 'target_stage')} AS stage)")
         score_layers.append(marketing_sql(config, features))
     for column, match in features.event_counts.items():
         aggregates.append(f"count(*) FILTER (WHERE {match}) AS {column}")
@@ -203,11 +205,32 @@ def compile_model(
     layer0 AS (SELECT *{unengaged} FROM joined)"""
     previous = "layer0"
     for index, layer in enumerate(score_layers, start=1):
+        select = layer if layer.startswith("* REPLACE") else f"*, {layer}"
         sql += f""",
-    layer{index} AS (SELECT *, {layer} FROM {previous})"""
+    layer{index} AS (SELECT {select} FROM {previous})"""
         previous = f"layer{index}"
     sql += f"\n    SELECT * FROM {previous}"
     return CompiledModel(sql, features, config.scores_in_dependency_order())
+
+
+def stage_rank(column: str) -> str:
+    """The position of a stage in the lifecycle order (NULL for `other` and for no stage)."""
+    whens = " ".join(f"WHEN '{stage}' THEN {rank}" for rank, stage in enumerate(STAGES, start=1))
+    return f"CASE {column} {whens} END"
+
+
+def moves_forward_sql(current: str, target: str) -> str:
+    """Whether a rule moves a contact from `current` to `target`: forward only, never out of
+    `other` (admins only)."""
+    return (
+        f"({target} IS NOT NULL AND ({current} IS NULL OR {current} <> '{OTHER_STAGE}' "
+        f"AND {stage_rank(target)} > {stage_rank(current)}))"
+    )
+
+
+def stage_after_sql(current: str, target: str) -> str:
+    """The stage after the lifecycle step."""
+    return f"CASE WHEN {moves_forward_sql(current, target)} THEN {target} ELSE {current} END"
 
 
 def target_stage_sql(config: LeadflowConfig, features: Features) -> str:
