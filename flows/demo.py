@@ -3,14 +3,16 @@
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.runtime import flow_run
 
+from flows.days import run_plan
 from flows.ingest import ingest_flow
 from leadflow.demo_data import DemoDataset, generate_demo_data
+from leadflow.guard import state_lock
+from leadflow.pipeline import plan_daily
 from leadflow.scores import yesterday
 from leadflow.workspace import Workspace
-from tasks.lifecycle import advance_stages_task
-from tasks.marketing import update_marketing_task
-from tasks.score import score_day_task
+from tasks.report import report_task
 
 
 @task
@@ -21,23 +23,19 @@ def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDat
 @flow(name="demo")
 def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 42) -> dict:
     """Generate the sample files, ingest them (contacts first, the broken batch last), then
-    score everyone, move them through the lifecycle and update their marketing status as of
-    the last day of the sample."""
-    dataset = generate_task(out_dir, contacts, days, seed)
-    files = [
-        dataset.contacts_file,
-        dataset.hubspot_file,
-        *dataset.event_files,
-        dataset.rejected_file,
-    ]
-    ingested = ingest_flow(files)
-    day = yesterday(Workspace.from_settings())
-    scoring = score_day_task(day)
-    lifecycle = advance_stages_task(day, wait_for=[scoring])
-    marketing = update_marketing_task(day, wait_for=[lifecycle])
-    return {
-        "ingest": ingested,
-        "scoring": scoring,
-        "lifecycle": lifecycle,
-        "marketing": marketing,
-    }
+    run the pipeline as of the last day of the sample (yesterday), as the daily flow does."""
+    space = Workspace.from_settings()
+    with state_lock(space.engine, f"demo flow run {flow_run.get_name() or ''}".strip()):
+        dataset = generate_task(out_dir, contacts, days, seed)
+        files = [
+            dataset.contacts_file,
+            dataset.hubspot_file,
+            *dataset.event_files,
+            dataset.rejected_file,
+        ]
+        ingested = ingest_flow(files)
+        day = yesterday(space)
+        plan = plan_daily(space, day)
+        ran = run_plan(space, plan)
+        report_task(f"Demo run of {day}", plan.describe(), ingested, ran)
+    return {"plan": plan.describe(), "ingest": ingested, "days": ran}

@@ -11,9 +11,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from leadflow.config import ConfigError
+from leadflow.guard import RunInProgress, state_lock
 from leadflow.ingest import BatchRejected, InputColumnsError, ingest_file
 from leadflow.readers import InputFileError
 from leadflow.settings import get_settings
@@ -58,7 +60,7 @@ def reported():
 
     try:
         yield
-    except UnknownContact as error:
+    except (UnknownContact, RunInProgress) as error:
         fail(str(error))
 
 
@@ -101,30 +103,39 @@ def ingest(
     """Load contact or event files; bad rows are quarantined, a bad batch is rejected whole."""
     space = workspace()
     results, failures = [], []
-    for path in files:
-        try:
-            result = ingest_file(space, path, kind=kind.value if kind else None)
-        except KNOWN_ERRORS as error:
-            failures.append(str(error))
-            status = "rejected" if isinstance(error, BatchRejected) else "failed"
-            results.append({"file": str(path), "status": status})
-            continue
-        results.append(
-            {
-                "file": result.file,
-                "status": result.status,
-                "rows_total": result.rows_total,
-                "rows_loaded": result.rows_loaded,
-                "rows_duplicate": result.rows_duplicate,
-                "rows_quarantined": result.rows_quarantined,
-                "contacts_created": result.contacts_created,
-            }
-        )
+    with (
+        reported(),
+        state_lock(space.engine, "leadflow ingest"),
+        Progress(console=console, transient=True) as progress,
+    ):
+        bar = progress.add_task("ingest", total=len(files))
+        for path in files:
+            progress.update(bar, description=f"ingest {path.name}")
+            results.append(ingest_one(space, path, kind, failures))
+            progress.advance(bar)
     console.print(results_table("ingest", results))
     for message in failures:
         errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     if failures:
         raise typer.Exit(1)
+
+
+def ingest_one(space, path: Path, kind: Kind | None, failures: list[str]) -> dict:
+    try:
+        result = ingest_file(space, path, kind=kind.value if kind else None)
+    except KNOWN_ERRORS as error:
+        failures.append(str(error))
+        status = "rejected" if isinstance(error, BatchRejected) else "failed"
+        return {"file": str(path), "status": status}
+    return {
+        "file": result.file,
+        "status": result.status,
+        "rows_total": result.rows_total,
+        "rows_loaded": result.rows_loaded,
+        "rows_duplicate": result.rows_duplicate,
+        "rows_quarantined": result.rows_quarantined,
+        "contacts_created": result.contacts_created,
+    }
 
 
 @app.command()
@@ -154,20 +165,44 @@ def export(
 
 @app.command()
 def run(as_of: Day = None) -> None:
-    """The daily run as of --as-of (default yesterday in the account zone): score every
-    contact and write back what changed, move contacts forward in the lifecycle, then update
-    marketing status, suppression and demotions."""
-    from leadflow.lifecycle import advance_stages
-    from leadflow.marketing import update_marketing
-    from leadflow.scores import score_day, yesterday
-
+    """The daily flow as of --as-of (default yesterday in the account zone): ingest the inbox
+    ($LEADFLOW_INBOX), then score every contact, move stages, update marketing status and
+    demotions, and report. Missed days are caught up; a day already run is replayed (late data),
+    with every later day."""
     space = workspace()
-    day = as_of.date() if as_of else yesterday(space)
+    from flows.daily import daily_flow
+
     with reported():
-        summary = score_day(space, day)
-        print_scoring(summary)
-        print_lifecycle(advance_stages(space, day))
-        print_marketing(update_marketing(space, day))
+        outcome = daily_flow(as_of=as_of.date() if as_of else None)
+    print_outcome(outcome, space)
+
+
+@app.command()
+def backfill(
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")],
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD.")],
+) -> None:
+    """Replay every day from --start to --end in order (and on up to the latest day already
+    run, whose changes are undone first), as the daily runs would have."""
+    space = workspace()
+    if end < start:
+        fail(f"--end {end.date()} is before --start {start.date()}")
+    from flows.backfill import backfill_flow
+    from flows.days import day_listeners
+
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("backfill", total=None)
+
+        def advance(day, done: int, planned: int) -> None:
+            progress.update(bar, completed=done, total=planned, description=f"backfill {day}")
+
+        day_listeners.append(advance)
+        try:
+            with reported():
+                outcome = backfill_flow(start=start.date(), end=end.date())
+        finally:
+            day_listeners.remove(advance)
+    print_outcome(outcome, space)
 
 
 @app.command()
@@ -175,15 +210,22 @@ def rescore(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the impact only.")] = False,
     as_of: Day = None,
 ) -> None:
-    """Rescore everyone with the current rules (default: as of the last day scored)."""
-    from leadflow.scores import last_scored_day, rescore_impact, score_day, yesterday
+    """Rescore everyone with the current rules as of the latest day run (the rescore flow);
+    --dry-run shows the impact only (as of --as-of, default the last day scored)."""
+    from leadflow.scores import last_scored_day, rescore_impact, yesterday
 
     space = workspace()
+    if not dry_run:
+        if as_of:
+            fail("--as-of goes with --dry-run; a rescore runs the latest day run")
+        from flows.rescore import rescore_flow
+
+        with reported():
+            outcome = rescore_flow()
+        print_outcome(outcome, space)
+        return
     day = as_of.date() if as_of else (last_scored_day(space) or yesterday(space))
     with reported():
-        if not dry_run:
-            print_scoring(score_day(space, day))
-            return
         impact = rescore_impact(space, day)
     table = Table(title=f"rescore impact as of {day} (model {space.config.model_version})")
     for column in ("score", "band", "now", "after rescore"):
@@ -292,8 +334,9 @@ def stage_set(
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
     try:
-        previous = set_stage(space, email, stage, reason, day)
-    except (StageError, UnknownContact) as error:
+        with state_lock(space.engine, "leadflow stage set"):
+            previous = set_stage(space, email, stage, reason, day)
+    except (StageError, UnknownContact, RunInProgress) as error:
         fail(str(error))
     console.print(f"{email}: {previous or 'no stage'} -> {stage} on {day} (audited)")
 
@@ -317,8 +360,9 @@ def marketing_set(
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
     try:
-        done = set_marketing_status(space, email, status.value, reason, day)
-    except (MarketingError, UnknownContact) as error:
+        with state_lock(space.engine, "leadflow marketing set"):
+            done = set_marketing_status(space, email, status.value, reason, day)
+    except (MarketingError, UnknownContact, RunInProgress) as error:
         fail(str(error))
     console.print(f"{email}: {done} (on {day}, audited)", soft_wrap=True)
 
@@ -382,6 +426,40 @@ def print_demotion_queue(queue, limit: int = 10) -> None:
         console.print(
             "  by rule: " + ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
         )
+
+
+def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
+    """What a daily, backfill or rescore flow did: files, the plan, each day, the last day."""
+    from leadflow.marketing import demotion_queue
+
+    if ingest and outcome["ingest"]:
+        console.print(results_table("inbox", outcome["ingest"]))
+    console.print(f"plan: {outcome['plan']}")
+    days = outcome["days"]
+    if len(days) > 1:
+        table = Table(title=f"{len(days)} days run")
+        for column in ("day", "scores changed", "band moves", "stage moves", "promoted"):
+            table.add_column(column, justify="left" if column == "day" else "right")
+        table.add_column("demotions")
+        for day in days:
+            demotions = {k: v for k, v in day["marketing"]["demotions"].items() if v}
+            table.add_row(
+                str(day["day"]),
+                str(day["scoring"]["scores_changed"]),
+                str(day["scoring"]["band_changes"]),
+                str(day["lifecycle"]["moves"]),
+                str(day["marketing"]["promoted"]),
+                ", ".join(f"{count} {state}" for state, count in demotions.items()),
+            )
+        console.print(table)
+    if not days:
+        return
+    last = days[-1]
+    print_scoring(SimpleNamespace(**last["scoring"]))
+    print_lifecycle(SimpleNamespace(**last["lifecycle"]))
+    marketing = last["marketing"]
+    print_marketing(SimpleNamespace(**{**marketing, "tier": SimpleNamespace(**marketing["tier"])}))
+    print_demotion_queue(demotion_queue(space))
 
 
 def print_lifecycle(summary) -> None:
@@ -452,13 +530,7 @@ def demo(
     )
     for item in rejected:
         console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
-    print_scoring(SimpleNamespace(**outcome["scoring"]))
-    print_lifecycle(SimpleNamespace(**outcome["lifecycle"]))
-    marketing = outcome["marketing"]
-    print_marketing(SimpleNamespace(**{**marketing, "tier": SimpleNamespace(**marketing["tier"])}))
-    from leadflow.marketing import demotion_queue
-
-    print_demotion_queue(demotion_queue(space))
+    print_outcome(outcome, space, ingest=False)
 
 
 @db_app.command("upgrade")

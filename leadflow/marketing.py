@@ -360,6 +360,7 @@ def record_changes(
     day: date,
     renewal_passed: tuple[date | None, int, date] = (None, 0, date.min),
     reason: str | None = None,
+    actor: str = "run",
 ) -> None:
     """Write a day's changes (CHANGES_SQL rows) to the audit, the demotions and the current
     state, in one transaction; record the renewal the day went through, if any."""
@@ -371,6 +372,7 @@ def record_changes(
         "version": workspace.config.model_version,
         "now": datetime.now(UTC),
         "reason": reason,
+        "actor": actor,
     }
     day_param = bindparam("day", type_=Date())
     with session_scope(workspace.engine) as session:
@@ -401,14 +403,14 @@ def record_changes(
         db.execute(
             text(
                 f"""INSERT INTO marketing_change (contact_id, day, kind, demotion_id, from_value,
-                                                  to_value, rule, reason, model_version,
-                                                  recorded_at)
+                                                  to_value, rule, reason, actor,
+                                                  model_version, recorded_at)
                    SELECT m.contact_id, :day, m.kind,
                           CASE WHEN m.kind = 'demotion' THEN COALESCE(m.demotion_id,
                               (SELECT d.id FROM demotion d WHERE d.contact_id = m.contact_id
                                  AND d.state IN {OPEN_STATES})) END,
                           m.from_value, m.to_value, m.rule, COALESCE(:reason, m.reason),
-                          :version, :now
+                          :actor, :version, :now
                    FROM marketing_changes m ORDER BY m.contact_id, m.seq"""
             ).bindparams(day_param, bindparam("now", type_=UTCDateTime())),
             params,
@@ -601,5 +603,5 @@ def set_marketing_status(
             "renewal_date": pa.array(columns[8], pa.date32()),
         }
     )
-    record_changes(workspace, changes, day, reason=reason.strip())
+    record_changes(workspace, changes, day, reason=reason.strip(), actor="admin")
     return done

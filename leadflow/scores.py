@@ -44,6 +44,7 @@ STORED_SCHEMA = pa.schema(
         ("score", pa.string()),
         ("value", pa.float64()),
         ("band", pa.string()),
+        ("model_version", pa.string()),
     ]
 )
 
@@ -175,7 +176,7 @@ def _compare_with_stored(workspace: Workspace, connection: duckdb.DuckDBPyConnec
         "stored_scores",
         read_arrow(
             workspace.engine,
-            "SELECT contact_id, score, value, band FROM contact_score",
+            "SELECT contact_id, score, value, band, model_version FROM contact_score",
             STORED_SCHEMA,
         ),
     )
@@ -211,7 +212,9 @@ def score_step(
         """SELECT c.contact_id, n.score, n.value, n.band, s.band AS old_band
            FROM new_scores n JOIN contacts c USING (email)
            LEFT JOIN stored s USING (email, score)
-           WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band"""
+           WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band
+              OR s.model_version <> $version""",
+        params={"version": version},
     ).to_arrow_table()
     [(contacts,)] = connection.execute("SELECT count(*) FROM contacts").fetchall()
     bands = {

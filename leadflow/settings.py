@@ -15,6 +15,8 @@ class Settings(BaseSettings):
 
     database_url: str = f"sqlite:///{DEFAULT_HOME / 'leadflow.db'}"
     lake: Path = DEFAULT_HOME / "lake"
+    # New files for the daily flow; each is moved to processed/ or rejected/ once ingested.
+    inbox: Path = DEFAULT_HOME / "inbox"
     config: Path = Path("leadflow.yaml")
     expectations: Path = PROJECT_ROOT / "expectations"
 

@@ -6,9 +6,11 @@ from models.contact import Contact, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
+from models.run import DayRun
 from models.score import BandChange, ContactScore, ScoringRun
 
 __all__ = [
+    "DayRun",
     "BandChange",
     "Contact",
     "ContactMarketing",

@@ -54,6 +54,7 @@ class MarketingChange(SQLModel, table=True):
     to_value: str
     rule: str  # the rule or source behind the change, or admin
     reason: str | None = None  # an admin's reason, or what suppressed the contact
+    actor: str = "run"  # run | admin: an admin's changes are replayed with late data
     model_version: str
     recorded_at: datetime
 

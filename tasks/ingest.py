@@ -6,7 +6,8 @@ from pathlib import Path
 from prefect import task
 from prefect.logging import get_run_logger
 
-from leadflow.ingest import BatchRejected, IngestResult, Kind, ingest_file
+from leadflow.ingest import BatchRejected, IngestResult, InputColumnsError, Kind, ingest_file
+from leadflow.readers import InputFileError
 from leadflow.workspace import Workspace
 
 
@@ -18,11 +19,12 @@ def retry_on_io_error(_task, _task_run, state) -> bool:
 
 @task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_io_error)
 def ingest_file_task(path: Path, kind: Kind | None = None) -> dict:
-    """Load one file; a rejected batch is reported, not raised, so the other files still load."""
+    """Load one file; a rejected batch or an unreadable file is reported, not raised, so the
+    other files still load (nothing of it was written)."""
     logger = get_run_logger()
     try:
         result: IngestResult = ingest_file(Workspace.from_settings(), path, kind=kind)
-    except BatchRejected as rejection:
+    except (BatchRejected, InputFileError, InputColumnsError) as rejection:
         logger.error(str(rejection))
         return {"file": str(path), "status": "rejected", "reason": str(rejection)}
     logger.info(

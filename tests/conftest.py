@@ -108,6 +108,26 @@ def snapshot(space: Workspace) -> dict:
     return state
 
 
+# Columns that differ between two runs reaching the same state: row ids and wall-clock times.
+INCIDENTAL_COLUMNS = {"id", "demotion_id", "recorded_at", "started_at", "finished_at"}
+
+
+def logical_state(space: Workspace) -> dict:
+    """Every row of every state table without its incidental columns: what a replay or a
+    backfill must reproduce exactly."""
+    metadata = MetaData()
+    metadata.reflect(space.engine)
+    state: dict = {}
+    with space.engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            if table.name == "scoring_run":
+                continue  # a log of the work done, not state
+            columns = [c for c in table.columns if c.name not in INCIDENTAL_COLUMNS]
+            rows = connection.execute(table.select().with_only_columns(*columns)).fetchall()
+            state[table.name] = sorted(map(repr, rows))
+    return state
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One ephemeral Prefect server for the whole session (it takes 10-20 s to start)."""

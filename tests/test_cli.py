@@ -81,7 +81,7 @@ def test_generate_writes_a_sample_without_loading_it(leadflow_env):
     assert not (leadflow_env / "state.db").exists()
 
 
-def test_scoring_commands(leadflow_env):
+def test_scoring_commands(prefect_harness, leadflow_env):
     rows = [
         event_row(f"o{i}", email="ann@example.com", occurred_at=f"2026-11-0{i}T10:00:00Z")
         for i in range(1, 8)
@@ -150,7 +150,7 @@ def test_a_stage_condition_in_a_score_is_a_one_line_config_error(leadflow_env, m
     )
 
 
-def test_run_moves_stages_and_stage_set_moves_back(leadflow_env):
+def test_run_moves_stages_and_stage_set_moves_back(prefect_harness, leadflow_env):
     rows = [
         event_row(
             "f1",
@@ -181,7 +181,7 @@ def test_run_moves_stages_and_stage_set_moves_back(leadflow_env):
     assert result.exit_code != 0  # --reason is required
 
 
-def test_marketing_set_tier_and_export_contacts(leadflow_env):
+def test_marketing_set_tier_and_export_contacts(prefect_harness, leadflow_env):
     rows = [
         event_row(
             "f1",

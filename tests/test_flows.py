@@ -1,5 +1,7 @@
 """Flows on a real Prefect server (the session-scoped test harness)."""
 
+from datetime import timedelta
+
 import pytest
 from prefect.artifacts import Artifact
 from prefect.states import Failed
@@ -12,6 +14,7 @@ from leadflow.settings import get_settings
 from leadflow.workspace import Workspace
 from models import Contact, QuarantinedRow
 from tasks.ingest import retry_on_io_error
+from tests.conftest import logical_state
 
 pytestmark = pytest.mark.flow
 
@@ -19,8 +22,9 @@ pytestmark = pytest.mark.flow
 def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env):
     outcome = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
     results = outcome["ingest"]
-    assert outcome["scoring"]["contacts"] >= 300
-    bands = outcome["scoring"]["bands"]["engagement"]
+    [day] = outcome["days"]
+    assert day["scoring"]["contacts"] >= 300
+    bands = day["scoring"]["bands"]["engagement"]
     assert set(bands) <= {"hot", "warm", "cold"} and sum(bands.values()) >= 300
     by_status = {}
     for item in results:
@@ -43,13 +47,13 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     quality = Artifact.get("data-quality")
     assert quality is not None and "expect_column_values_to_match_regex" in str(quality.data)
 
-    assert sum(outcome["lifecycle"]["funnel"].values()) > 0
+    assert sum(day["lifecycle"]["funnel"].values()) > 0
     funnel = Artifact.get("lifecycle-funnel")
     assert funnel is not None and "marketingqualifiedlead" in str(funnel.data)
     score_bands = Artifact.get("score-bands")
     assert score_bands is not None and "| engagement | cold |" in score_bands.data
 
-    marketing = outcome["marketing"]
+    marketing = day["marketing"]
     assert marketing["new_contacts"] == contacts
     assert marketing["tier"]["marketing_contacts"] > 0
     tier = Artifact.get("tier-use")
@@ -59,13 +63,16 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     queue = Artifact.get("demotion-queue")
     assert queue is not None and "open demotions" in queue.description
 
+    before = logical_state(space)
     again = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
     statuses = {item["status"] for item in again["ingest"]}
     assert statuses <= {"already_ingested", "rejected"}
-    assert again["scoring"]["scores_changed"] == 0
-    assert again["lifecycle"]["moves"] == 0
-    assert again["marketing"]["new_contacts"] == 0
-    assert sum(again["marketing"]["demotions"].values()) == 0
+    # The same day again: undone and replayed, to exactly the same state.
+    assert (
+        again["plan"] == f"undo the changes after {day['day'] - timedelta(days=1)}, then "
+        f"run 1 day(s): {day['day']}"
+    )
+    assert logical_state(space) == before
 
 
 def test_only_io_errors_are_retried():

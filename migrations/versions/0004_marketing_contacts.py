@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("to_value", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("rule", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("model_version", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("recorded_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
