@@ -533,6 +533,17 @@ def demo(
     print_outcome(outcome, space, ingest=False)
 
 
+@app.command()
+def serve() -> None:
+    """Serve the daily (scheduled), backfill and rescore deployments from this process, without
+    a work pool, until interrupted (needs a Prefect server: PREFECT_API_URL)."""
+    from prefect import serve as prefect_serve
+
+    from leadflow.deployments import runner_deployments
+
+    prefect_serve(*runner_deployments(workspace().config))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to the state database (also done on first use)."""

@@ -37,7 +37,9 @@ def yesterday(workspace: Workspace) -> date:
     return datetime.now(workspace.config.account.tz).date() - timedelta(days=1)
 
 
-CONTACTS_SCHEMA = pa.schema([("contact_id", pa.int64()), ("email", pa.string())])
+CONTACTS_SCHEMA = pa.schema(
+    [("contact_id", pa.int64()), ("email", pa.string()), ("created_at", pa.string())]
+)
 STORED_SCHEMA = pa.schema(
     [
         ("contact_id", pa.int64()),
@@ -61,7 +63,23 @@ def check_contact(workspace: Workspace, email: str) -> list[str]:
 
 
 def read_contacts(workspace: Workspace) -> pa.Table:
-    return read_arrow(workspace.engine, "SELECT id, email FROM contact", CONTACTS_SCHEMA)
+    return read_arrow(
+        workspace.engine,
+        "SELECT id, email, CAST(created_at AS TEXT) FROM contact",
+        CONTACTS_SCHEMA,
+    )
+
+
+def created_by(
+    connection: duckdb.DuckDBPyConnection, contacts: pa.Table, end: datetime
+) -> pa.Table:
+    """The contacts created before `end` (a day's as_of_end): the ones a day's run sees, so
+    that a contact created late, by late data, changes nothing before its creation."""
+    connection.register("all_contacts", contacts)
+    return connection.sql(
+        "SELECT * FROM all_contacts WHERE created_at::TIMESTAMPTZ < $end",
+        params={"end": end},
+    ).to_arrow_table()
 
 
 def scored_relation(
@@ -92,7 +110,9 @@ def scored_relation(
     if email is not None:
         emails = pa.array(check_contact(workspace, email), pa.string())
     else:
-        emails = (contacts if contacts is not None else read_contacts(workspace)).column("email")
+        contacts = contacts if contacts is not None else read_contacts(workspace)
+        emails = created_by(connection, contacts, as_of_end(max(days), workspace.config))
+        emails = emails.column("email")
     properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
     prepare_inputs(connection, workspace.config, targets, properties, stages)
@@ -151,6 +171,7 @@ def prepare_day(
     """Materialise `day_scored` (every contact as of `day`: scores, bands, and with the flags
     the lifecycle target and marketing conditions) and register `contacts(contact_id, email)`.
     One scan of the lake serves the day's scoring, lifecycle and marketing steps."""
+    contacts = created_by(connection, contacts, as_of_end(day, workspace.config))
     connection.register("contacts", contacts.select(["contact_id", "email"]))
     scored = scored_relation(
         workspace,

@@ -143,4 +143,5 @@ def leadflow_env(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("LEADFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'state.db'}")
     monkeypatch.setenv("LEADFLOW_LAKE", str(tmp_path / "lake"))
     monkeypatch.setenv("LEADFLOW_CONFIG", str(SHIPPED_CONFIG))
+    monkeypatch.setenv("LEADFLOW_INBOX", str(tmp_path / "inbox"))
     return tmp_path
