@@ -48,9 +48,10 @@ def latest_stage_sql(day: date) -> str:
 
 
 def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
-    """SPEC §7 `export contacts`: each contact created by the end of `day`, with its stage,
-    marketing status, demotion state, suppression and stage entry days as the runs up to `day`
-    left them (a contact no run has seen yet has an empty marketing_status)."""
+    """SPEC §7 `export contacts`: each contact created by the end of `day` (or seen by a run of
+    it, through an earlier event), with its stage, marketing status, demotion state,
+    suppression and stage entry days as the runs up to `day` left them (a contact no run has
+    seen yet has an empty marketing_status)."""
     entered = ", ".join(
         f"max(CASE WHEN stage = '{stage}' THEN CAST(day AS TEXT) END)" for stage in STAGES
     )
@@ -80,7 +81,8 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
         connection.register("rows", rows)
         return connection.sql(
             "SELECT * EXCLUDE (created_at) FROM rows "
-            "WHERE created_at::TIMESTAMPTZ < $end ORDER BY email",
+            "WHERE created_at::TIMESTAMPTZ < $end OR marketing_status IS NOT NULL "
+            "ORDER BY email",
             params={"end": as_of_end(day, workspace.config)},
         ).to_arrow_table()
 

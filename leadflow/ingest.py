@@ -482,8 +482,9 @@ def _load_contacts(
 ) -> None:
     """Upsert the batch's contacts and append each changed property value to its history."""
     records = connection.sql(
-        "SELECT email, creation_source, integration, created_at_ts AS created_at, initial_stage,"
-        " initial_marketing_status FROM good ORDER BY email"
+        # No creation date: the record's own update time says it existed by then.
+        "SELECT email, creation_source, integration, COALESCE(created_at_ts, updated_at_ts)"
+        " AS created_at, initial_stage, initial_marketing_status FROM good ORDER BY email"
     ).to_arrow_table()
     stage_contact = _temp_table(
         "stage_contact",

@@ -80,11 +80,10 @@ def lifecycle_step(
     where each contact stood before it."""
     connection.register("current", current)
     moves = connection.sql(
-        f"""SELECT c.contact_id, cur.stage AS from_stage, s.target_stage AS to_stage
-            FROM day_scored s JOIN contacts c USING (email)
-            LEFT JOIN current cur USING (contact_id)
+        f"""SELECT s.contact_id, cur.stage AS from_stage, s.target_stage AS to_stage
+            FROM day_scored s LEFT JOIN current cur ON cur.contact_id = s.contact_id
             WHERE {moves_forward_sql("cur.stage", "s.target_stage")}
-            ORDER BY c.contact_id"""
+            ORDER BY s.contact_id"""
     ).to_arrow_table()
     connection.register("moves", moves)
     entries = connection.sql(

@@ -2,9 +2,9 @@
 
 Each run, as of its day D, set-based in DuckDB:
 
-1. a contact created by the end of D and without a status gets one: the HubSpot record's, else
-   always `non_marketing` for the fixed sources, else its integration's override, else the
-   creation default of its source;
+1. a contact existing on D (created, or with an event, by then) without a status gets one:
+   the HubSpot record's, else always `non_marketing` for the fixed sources, else its
+   integration's override, else the creation default of its source;
 2. suppression (unsubscribe, hard bounce, spam report) follows the events at once;
 3. an open demotion is `cancelled` when no demote rule holds any more, `applied` once D reaches
    its renewal date (the contact becomes non-marketing), `scheduled` once D is inside the
@@ -34,7 +34,6 @@ from leadflow.domain import NON_MARKETING_SOURCES
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
 from leadflow.scores import check_contact, prepare_day
-from leadflow.scoring import as_of_end
 from leadflow.workspace import Workspace
 
 BILLING_MONTHS = {"annual": 12, "monthly": 1}
@@ -206,7 +205,6 @@ def decide_sql(config: LeadflowConfig) -> str:
         SELECT s.*, e.promote, e.demote_rule, COALESCE(e.suppressed, false) AS now_suppressed,
                e.suppression_reason, s.demotion_renewal::DATE AS renewal
         FROM state s JOIN day_scored e USING (email)
-        WHERE s.status IS NOT NULL OR s.created_at::TIMESTAMPTZ < $end
     ),
     step1 AS (
         SELECT *, COALESCE(status, {status}) AS status0, COALESCE(status_rule, {rule}) AS rule0,
@@ -323,7 +321,6 @@ def marketing_step(
         f"CREATE OR REPLACE TEMP TABLE decided AS {decide_sql(config)}",
         {
             "day": day,
-            "end": as_of_end(day, config),
             "window_start": window_start(renewal, config.contract),
         },
     )

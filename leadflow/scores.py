@@ -70,18 +70,6 @@ def read_contacts(workspace: Workspace) -> pa.Table:
     )
 
 
-def created_by(
-    connection: duckdb.DuckDBPyConnection, contacts: pa.Table, end: datetime
-) -> pa.Table:
-    """The contacts created before `end` (a day's as_of_end): the ones a day's run sees, so
-    that a contact created late, by late data, changes nothing before its creation."""
-    connection.register("all_contacts", contacts)
-    return connection.sql(
-        "SELECT * FROM all_contacts WHERE created_at::TIMESTAMPTZ < $end",
-        params={"end": end},
-    ).to_arrow_table()
-
-
 def scored_relation(
     workspace: Workspace,
     connection: duckdb.DuckDBPyConnection,
@@ -110,9 +98,7 @@ def scored_relation(
     if email is not None:
         emails = pa.array(check_contact(workspace, email), pa.string())
     else:
-        contacts = contacts if contacts is not None else read_contacts(workspace)
-        emails = created_by(connection, contacts, as_of_end(max(days), workspace.config))
-        emails = emails.column("email")
+        emails = (contacts if contacts is not None else read_contacts(workspace)).column("email")
     properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
     prepare_inputs(connection, workspace.config, targets, properties, stages)
@@ -133,15 +119,15 @@ def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
     """Every contact's scores and bands as of `day` (SPEC §7 `export scores` columns)."""
     names = list(workspace.config.scores)
     with duckdb_connection() as connection:
-        scored = scored_relation(workspace, connection, [day])
+        prepare_day(workspace, connection, day, read_contacts(workspace))
         columns = [f'round("score:{name}", {DECIMALS}) AS "{name}"' for name in names]
         columns += [
             f'{band_column(name)} AS "band_{name}"'
             for name in names
             if name in workspace.config.bands
         ]
-        return scored.query(
-            "scored", f"SELECT email, {', '.join(columns)} FROM scored ORDER BY email"
+        return connection.sql(
+            f"SELECT email, {', '.join(columns)} FROM day_scored ORDER BY email"
         ).to_arrow_table()
 
 
@@ -168,11 +154,15 @@ def prepare_day(
     lifecycle: bool = False,
     marketing: bool = False,
 ) -> None:
-    """Materialise `day_scored` (every contact as of `day`: scores, bands, and with the flags
-    the lifecycle target and marketing conditions) and register `contacts(contact_id, email)`.
-    One scan of the lake serves the day's scoring, lifecycle and marketing steps."""
-    contacts = created_by(connection, contacts, as_of_end(day, workspace.config))
-    connection.register("contacts", contacts.select(["contact_id", "email"]))
+    """Materialise `day_scored` (every contact that existed on `day`: scores, bands, and with
+    the flags the lifecycle target and marketing conditions) and register `contacts(contact_id,
+    email)`, those contacts. One scan of the lake serves the day's scoring, lifecycle and
+    marketing steps.
+
+    A contact exists on `day` once created (`created_at` before the end of the day) or once it
+    has an event: so a contact created by late data changes nothing before its first event, and
+    a contact loaded today without a creation date still counts on the days of its events.
+    """
     scored = scored_relation(
         workspace,
         connection,
@@ -183,7 +173,16 @@ def prepare_day(
         stages=stages,
     )
     connection.register("scored_relation", scored)
-    connection.execute("CREATE OR REPLACE TEMP TABLE day_scored AS SELECT * FROM scored_relation")
+    connection.register("all_contacts", contacts)
+    connection.execute(
+        """CREATE OR REPLACE TEMP TABLE day_scored AS
+           SELECT s.*, c.contact_id FROM scored_relation s JOIN all_contacts c USING (email)
+           WHERE c.created_at::TIMESTAMPTZ < $end OR s.events_seen > 0""",
+        {"end": as_of_end(day, workspace.config)},
+    )
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE contacts AS SELECT contact_id, email FROM day_scored"
+    )
     connection.unregister("scored_relation")
 
 

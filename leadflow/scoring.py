@@ -152,7 +152,8 @@ def compile_model(
             "max(e.occurred_at) FILTER (WHERE e.type IN ('email_open', 'email_click')) "
             "AS last_engaged"
         )
-    aggregate_sql = ",\n               ".join(aggregates) or "0 AS nothing"
+    aggregates.append("count(*) AS events_seen")  # the contact existed: it had events
+    aggregate_sql = ",\n               ".join(aggregates)
     property_sql = "".join(
         f",\n               max(p.value) FILTER (WHERE p.name = {quote(name)}) AS "
         f"{property_column(name)}"

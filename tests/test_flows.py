@@ -10,6 +10,8 @@ import pytest
 import yaml
 from prefect import Flow
 from prefect.artifacts import Artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import ParameterTypeError
 from prefect.flows import load_flow_from_entrypoint
@@ -287,3 +289,22 @@ def test_serve_builds_the_same_deployments_in_the_account_zone(tmp_path):
     [schedule] = built["leadflow-daily"].schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * *", "America/New_York")
     assert not built["leadflow-backfill"].schedules and not built["leadflow-rescore"].schedules
+
+
+def test_the_server_schedules_the_daily_deployment_at_six_in_the_account_zone(prefect_harness):
+    """The scheduler service of the Prefect server must be able to create the runs (it could
+    not with SQLAlchemy 2.1: pinned to 2.0)."""
+    config = load_config(PROJECT_ROOT / "leadflow.yaml")
+    daily = runner_deployments(config)[0]
+    deployment_id = daily.apply()
+    with get_client(sync_client=True) as client:
+        response = client.request(
+            "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={}
+        )
+        response.raise_for_status()
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+    assert runs and all(run.state.is_scheduled() for run in runs)
+    local = [run.expected_start_time.astimezone(config.account.tz) for run in runs]
+    assert {(moment.hour, moment.minute) for moment in local} == {(6, 0)}
