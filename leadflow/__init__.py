@@ -20,3 +20,6 @@ def _quiet_interpreter_teardown() -> None:
 
 
 atexit.register(_quiet_interpreter_teardown)
+# A data pipeline makes no calls home: Prefect's local server would send usage telemetry (and
+# log an error for each try on a machine without internet access).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -437,21 +437,7 @@ def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
     console.print(f"plan: {outcome['plan']}")
     days = outcome["days"]
     if len(days) > 1:
-        table = Table(title=f"{len(days)} days run")
-        for column in ("day", "scores changed", "band moves", "stage moves", "promoted"):
-            table.add_column(column, justify="left" if column == "day" else "right")
-        table.add_column("demotions")
-        for day in days:
-            demotions = {k: v for k, v in day["marketing"]["demotions"].items() if v}
-            table.add_row(
-                str(day["day"]),
-                str(day["scoring"]["scores_changed"]),
-                str(day["scoring"]["band_changes"]),
-                str(day["lifecycle"]["moves"]),
-                str(day["marketing"]["promoted"]),
-                ", ".join(f"{count} {state}" for state, count in demotions.items()),
-            )
-        console.print(table)
+        print_days_table(days)
     if not days:
         return
     last = days[-1]
@@ -460,6 +446,30 @@ def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
     marketing = last["marketing"]
     print_marketing(SimpleNamespace(**{**marketing, "tier": SimpleNamespace(**marketing["tier"])}))
     print_demotion_queue(demotion_queue(space))
+
+
+def print_days_table(days: list[dict], most_rows: int = 31) -> None:
+    """One row per day, or per month when there are more days than `most_rows`."""
+    by_month = len(days) > most_rows
+    rows: dict[str, list[int | dict]] = {}
+    for day in days:
+        key = str(day["day"])[:7] if by_month else str(day["day"])
+        row = rows.setdefault(key, [0, 0, 0, 0, {}])
+        row[0] += day["scoring"]["scores_changed"]
+        row[1] += day["scoring"]["band_changes"]
+        row[2] += day["lifecycle"]["moves"]
+        row[3] += day["marketing"]["promoted"]
+        for state, count in day["marketing"]["demotions"].items():
+            row[4][state] = row[4].get(state, 0) + count
+    table = Table(title=f"{len(days)} days run" + (", by month" if by_month else ""))
+    table.add_column("month" if by_month else "day")
+    for column in ("scores changed", "band moves", "stage moves", "promoted"):
+        table.add_column(column, justify="right")
+    table.add_column("demotions")
+    for key, (scores, bands, moves, promoted, demotions) in rows.items():
+        states = ", ".join(f"{count} {state}" for state, count in demotions.items() if count)
+        table.add_row(key, str(scores), str(bands), str(moves), str(promoted), states)
+    console.print(table)
 
 
 def print_lifecycle(summary) -> None:

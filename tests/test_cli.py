@@ -267,3 +267,17 @@ def test_marketing_set_tier_and_export_contacts(prefect_harness, leadflow_env):
         "none",
         "integration",
     )
+
+
+def test_backfill_command(prefect_harness, leadflow_env):
+    rows = [event_row("o1", email="ann@example.com", occurred_at="2026-11-02T10:00:00Z")]
+    runner.invoke(app, ["ingest", str(write_csv(leadflow_env / "e.csv", rows, EVENT_HEADER))])
+    result = runner.invoke(app, ["backfill", "--start", "2026-11-01", "--end", "2026-11-03"])
+    assert result.exit_code == 0, result.output
+    assert "plan: run 3 day(s): 2026-11-01..2026-11-03" in result.stdout
+    assert "3 days run" in result.stdout
+    result = runner.invoke(app, ["backfill", "--start", "2026-11-02", "--end", "2026-11-02"])
+    assert "plan: undo the changes after 2026-11-01, then run 2 day(s)" in result.stdout
+    result = runner.invoke(app, ["backfill", "--start", "2026-11-03", "--end", "2026-11-01"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: --end 2026-11-01 is before --start 2026-11-03"
