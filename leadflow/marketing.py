@@ -376,6 +376,14 @@ def record_changes(
         db = session.connection()
         CHANGES.create(db)
         bulk_load(db, CHANGES, changes)
+        # The statements below look rows up by contact and by demotion: without these indexes
+        # they are quadratic in the day's changes (a first run gives every contact a status).
+        db.exec_driver_sql(
+            "CREATE INDEX marketing_changes_by_contact ON marketing_changes (contact_id, kind, seq)"
+        )
+        db.exec_driver_sql(
+            "CREATE INDEX marketing_changes_by_demotion ON marketing_changes (demotion_id)"
+        )
         # New demotions first, so that their audit rows can point at them.
         db.execute(
             text(

@@ -49,7 +49,7 @@ class MarketingChange(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id", index=True)
     day: date = Field(index=True)
     kind: str  # status | suppression | demotion
-    demotion_id: int | None = Field(default=None, foreign_key="demotion.id")
+    demotion_id: int | None = Field(default=None, foreign_key="demotion.id", index=True)
     from_value: str | None = None  # status, true/false, or demotion state (None when opened)
     to_value: str
     rule: str  # the rule or source behind the change, or admin
