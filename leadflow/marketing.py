@@ -347,7 +347,7 @@ def marketing_step(
         demotions,
         suppressed,
         went_through,
-        tier_report(workspace, day),
+        tier_report(workspace, day, current=True),
     )
 
 
@@ -482,18 +482,23 @@ def latest_sql(kind: str, day: date) -> str:
                WHERE n = 1"""
 
 
-def tier_report(workspace: Workspace, day: date) -> TierReport:
-    """The tier use as of `day`, from the audit (what the runs up to `day` decided)."""
+def tier_report(workspace: Workspace, day: date, current: bool = False) -> TierReport:
+    """The tier use as of `day`, from the audit (what the runs up to `day` decided); with
+    `current`, from the current state (the same figures right after the run of `day`, read
+    without a window over the whole audit)."""
     contract = workspace.config.contract
+    if current:
+        status_sql = "SELECT status AS value FROM contact_marketing"
+        demotion_sql = f"SELECT state AS value FROM demotion WHERE state IN {OPEN_STATES}"
+    else:
+        status_sql, demotion_sql = latest_sql("status", day), latest_sql("demotion", day)
     with workspace.engine.connect() as connection:
         marketing = connection.execute(
-            text(f"SELECT count(*) FROM ({latest_sql('status', day)}) s WHERE value = 'marketing'")
+            text(f"SELECT count(*) FROM ({status_sql}) s WHERE value = 'marketing'")
         ).scalar_one()
         by_state = dict(
             connection.execute(
-                text(
-                    f"SELECT value, count(*) FROM ({latest_sql('demotion', day)}) d GROUP BY value"
-                )
+                text(f"SELECT value, count(*) FROM ({demotion_sql}) d GROUP BY value")
             ).all()
         )
     tier = contract.marketing_contact_tier
