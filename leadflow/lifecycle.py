@@ -96,15 +96,16 @@ def lifecycle_step(
     by_stage = {stage: 0 for stage in STAGES}
     for stage in moves.column("to_stage").to_pylist():
         by_stage[stage] += 1
-    return LifecycleSummary(day, moves.num_rows, by_stage, funnel(workspace))
-
-
-def funnel(workspace: Workspace) -> dict[str, int]:
-    """Contacts per stage, in the stage order, `other` last (contacts with no stage left out)."""
-    counts: dict[str, int] = {}
-    for stage in current_stages(workspace).column("stage").to_pylist():
-        counts[stage] = counts.get(stage, 0) + 1
-    return {stage: counts.get(stage, 0) for stage in (*STAGES, OTHER_STAGE)}
+    # Where everyone stands now: `current` with the moves applied (no second read of the state).
+    after = dict(
+        connection.sql(
+            """SELECT COALESCE(m.to_stage, c.stage) AS stage, count(*)
+               FROM current c FULL OUTER JOIN moves m ON m.contact_id = c.contact_id
+               GROUP BY 1"""
+        ).fetchall()
+    )
+    counts = {stage: after.get(stage, 0) for stage in (*STAGES, OTHER_STAGE)}
+    return LifecycleSummary(day, moves.num_rows, by_stage, counts)
 
 
 def _record_moves(

@@ -3,7 +3,6 @@
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from leadflow.lifecycle import funnel
 from leadflow.marketing import demotion_queue
 from leadflow.workspace import Workspace
 
@@ -98,7 +97,7 @@ def report_task(title: str, plan: str, ingested: list[dict], days: list[dict]) -
         key="lifecycle-funnel",
         table=[
             {"stage": stage, "contacts": count, "entered that day": moved.get(stage, 0)}
-            for stage, count in funnel(space).items()
+            for stage, count in last["lifecycle"]["funnel"].items()
         ],
         description=f"Contacts per lifecycle stage after {last['day']}",
     )

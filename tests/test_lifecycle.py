@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from leadflow.domain import STAGES
 from leadflow.ingest import ingest_file
 from leadflow.lifecycle import StageError, advance_stages, set_stage
 from tests.conftest import make_workspace
@@ -105,6 +106,10 @@ def test_highest_stage_wins_and_skipped_stages_get_their_date(space, tmp_path):
     summary = advance_stages(space, DAY)
     assert stages(space) == {"n@x.com": "subscriber", "w@x.com": "marketingqualifiedlead"}
     assert summary.moves == 2 and summary.funnel["marketingqualifiedlead"] == 1
+    assert summary.funnel == {stage: 0 for stage in (*STAGES, "other")} | {
+        "subscriber": 1,
+        "marketingqualifiedlead": 1,
+    }
     assert entries(space, "w@x.com") == {
         "subscriber": DAY,
         "lead": DAY,
