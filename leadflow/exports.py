@@ -12,7 +12,7 @@ from sqlmodel import select
 from leadflow.db import read_arrow, session_scope
 from leadflow.domain import STAGES
 from leadflow.lake import duckdb_connection
-from leadflow.marketing import latest_sql
+from leadflow.marketing import latest_per_contact_sql, latest_sql
 from leadflow.scoring import as_of_end
 from leadflow.workspace import Workspace
 from models import QuarantinedRow
@@ -37,16 +37,6 @@ def write_csv(table: pa.Table, out: Path) -> None:
     pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="needed"))
 
 
-def latest_stage_sql(day: date) -> str:
-    """(contact_id, stage): each contact's stage after its latest move on or before `day`."""
-    return f"""SELECT contact_id, to_stage AS stage FROM (
-                   SELECT contact_id, to_stage,
-                          row_number() OVER (PARTITION BY contact_id
-                                             ORDER BY day DESC, id DESC) AS n
-                   FROM stage_move WHERE day <= '{day}') latest
-               WHERE n = 1"""
-
-
 def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
     """SPEC §7 `export contacts`: each contact created by the end of `day` (or seen by a run of
     it, through an earlier event), with its stage, marketing status, demotion state,
@@ -66,11 +56,12 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
         f"""WITH entries ({"contact_id, " + entry_names}) AS (
                 SELECT contact_id, {entered} FROM stage_entry WHERE day <= '{day}'
                 GROUP BY contact_id)
-            SELECT c.email, COALESCE(s.stage, c.initial_stage), m.value,
+            SELECT c.email, COALESCE(s.value, c.initial_stage), m.value,
                    COALESCE(d.value, 'none'), COALESCE(p.value, 'false'), c.creation_source,
                    CAST(c.created_at AS TEXT), {entry_columns}
             FROM contact c
-            LEFT JOIN ({latest_stage_sql(day)}) s ON s.contact_id = c.id
+            LEFT JOIN ({latest_per_contact_sql("stage_move", "to_stage", day)}) s
+                ON s.contact_id = c.id
             LEFT JOIN ({latest_sql("status", day)}) m ON m.contact_id = c.id
             LEFT JOIN ({latest_sql("demotion", day)}) d ON d.contact_id = c.id
             LEFT JOIN ({latest_sql("suppression", day)}) p ON p.contact_id = c.id

@@ -472,14 +472,20 @@ def _refresh_current_state(db, day_param, params: dict) -> None:
 # --- Reading the state as of a day -------------------------------------------------------------
 
 
-def latest_sql(kind: str, day: date) -> str:
-    """(contact_id, value): each contact's latest `kind` change on or before `day`."""
-    return f"""SELECT contact_id, to_value AS value FROM (
-                   SELECT contact_id, to_value,
+def latest_per_contact_sql(table: str, column: str, day: date, where: str = "true") -> str:
+    """(contact_id, value): each contact's `column` in its latest `table` row (audit rows
+    stamped with their day) on or before `day`."""
+    return f"""SELECT contact_id, {column} AS value FROM (
+                   SELECT contact_id, {column},
                           row_number() OVER (PARTITION BY contact_id
                                              ORDER BY day DESC, id DESC) AS n
-                   FROM marketing_change WHERE kind = {quote(kind)} AND day <= '{day}') latest
+                   FROM {table} WHERE {where} AND day <= '{day}') latest
                WHERE n = 1"""
+
+
+def latest_sql(kind: str, day: date) -> str:
+    """(contact_id, value): each contact's latest `kind` change on or before `day`."""
+    return latest_per_contact_sql("marketing_change", "to_value", day, f"kind = {quote(kind)}")
 
 
 def tier_report(workspace: Workspace, day: date, current: bool = False) -> TierReport:

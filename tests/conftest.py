@@ -1,7 +1,11 @@
 """Shared fixtures: a workspace on a real SQLite file or a real PostgreSQL schema, and a lake."""
 
 import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,17 +49,53 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.db'}"
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str):
-    """A fresh schema per test, selected through the connection's search_path."""
+@contextmanager
+def fresh_postgres_schema(server: str) -> Iterator[str]:
+    """A new schema, dropped afterwards: its URL selects it through the search_path."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server)
+    admin = create_engine(server)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{server}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str):
+    """A fresh schema per test."""
+    with fresh_postgres_schema(postgres_server) as url:
+        yield url
+
+
+LOCK_HOLDER = """
+import sys, time
+from leadflow.db import make_engine
+from leadflow.guard import state_lock
+with state_lock(make_engine(sys.argv[1]), sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+@contextmanager
+def lock_held_by_another_process(url: str, holder_name: str) -> Iterator[None]:
+    """The state store's run lock, held by another process until the block ends (then killed)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, url, holder_name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        line = holder.stdout.readline().strip()
+        assert line == b"held", holder.stderr.read().decode()[-3000:]
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

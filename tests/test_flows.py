@@ -1,8 +1,5 @@
 """Flows on a real Prefect server (the session-scoped test harness)."""
 
-import subprocess
-import sys
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -36,7 +33,7 @@ from leadflow.settings import PROJECT_ROOT, get_settings
 from leadflow.workspace import Workspace
 from models import Contact, QuarantinedRow
 from tasks.ingest import retry_on_io_error
-from tests.conftest import logical_state
+from tests.conftest import lock_held_by_another_process, logical_state
 
 pytestmark = pytest.mark.flow
 
@@ -187,32 +184,8 @@ def test_backfill_flow_equals_the_days_run_one_by_one(prefect_harness, tmp_path,
     assert progress is not None and progress.data == 100.0
 
 
-LOCK_HOLDER = """
-import sys, time
-from leadflow.db import make_engine
-from leadflow.guard import state_lock
-with state_lock(make_engine(sys.argv[1]), "a long backfill"):
-    print("held", flush=True)
-    time.sleep(60)
-"""
-
-
-@contextmanager
-def lock_held_by_another_process(url: str):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        line = holder.stdout.readline().strip()
-        assert line == b"held", holder.stderr.read().decode()[-3000:]
-        yield
-    finally:
-        holder.kill()
-        holder.wait()
-
-
 def test_a_second_run_is_refused_while_one_holds_the_state(prefect_harness, leadflow_env):
-    with lock_held_by_another_process(get_settings().database_url):
+    with lock_held_by_another_process(get_settings().database_url, "a long backfill"):
         state = daily_flow(as_of=date(2026, 11, 20), return_state=True)
         assert state.is_failed()
         assert "being changed by a long backfill" in str(state.result(raise_on_failure=False))

@@ -1,9 +1,6 @@
 """Days of the pipeline on SQLite and PostgreSQL: plans, late data undone and replayed,
 backfills equal to daily runs, admins' changes kept through a replay, the run lock."""
 
-import subprocess
-import sys
-import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from leadflow.ingest import ingest_file
 from leadflow.lifecycle import set_stage
 from leadflow.pipeline import Plan, execute, plan_backfill, plan_daily
 from leadflow.scores import scores_as_of
-from tests.conftest import make_workspace
+from tests.conftest import fresh_postgres_schema, lock_held_by_another_process, make_workspace
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv
 
 D1 = date(2026, 11, 2)
@@ -90,24 +87,18 @@ def space(database_url, tmp_path: Path):
 
 
 @pytest.fixture
-def other_space(tmp_path: Path, request):
+def other_space(database_url, tmp_path: Path, request):
     """A second workspace on the same kind of database, for side-by-side comparisons."""
-    url = request.getfixturevalue("database_url")
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'b' / 'state.db'}"
+    if database_url.startswith("sqlite"):
         (tmp_path / "b").mkdir()
-    else:
-        url = request.getfixturevalue("postgres_url_b")
-    space = make_space(url, tmp_path / "b")
-    yield space
-    space.engine.dispose()
-
-
-@pytest.fixture
-def postgres_url_b(postgres_server: str):
-    from tests.conftest import postgres_url
-
-    yield from postgres_url.__wrapped__(postgres_server)
+        space = make_space(f"sqlite:///{tmp_path / 'b' / 'state.db'}", tmp_path / "b")
+        yield space
+        space.engine.dispose()
+        return
+    with fresh_postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        space = make_space(url, tmp_path / "b")
+        yield space
+        space.engine.dispose()
 
 
 def load(space, name: str, rows: list[dict]) -> None:
@@ -226,32 +217,16 @@ def test_an_admin_change_survives_the_replay_of_late_data(space):
     ]
 
 
-LOCK_HOLDER = """
-import sys, time
-from leadflow.db import make_engine
-from leadflow.guard import state_lock
-with state_lock(make_engine(sys.argv[1]), "a test holder"):
-    print("held", flush=True)
-    time.sleep(30)
-"""
-
-
 def test_the_run_lock_refuses_a_second_run_from_another_process(space):
     url = space.engine.url.render_as_string(hide_password=False)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(LOCK_HOLDER), url],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(RunInProgress, match="being changed by"), state_lock(space.engine, "me"):
+    with lock_held_by_another_process(url, "a test holder"):
+        with (
+            pytest.raises(RunInProgress, match="being changed by .*a test holder"),
+            state_lock(space.engine, "me"),
+        ):
             pass
         with pytest.raises(RunInProgress), state_lock(space.engine, "me", wait_seconds=1):
             pass
-    finally:
-        holder.kill()
-        holder.wait()
     # Released with the process that held it, even killed.
     with state_lock(space.engine, "me"), state_lock(space.engine, "me again (re-entrant)"):
         pass
