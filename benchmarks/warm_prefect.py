@@ -122,8 +122,13 @@ def copy_state(prepared: Path, work: Path, clear: bool = True) -> None:
         except OSError:
             shutil.copy2(source, target)
 
-    shutil.copytree(prepared / "lake", work / "lake", copy_function=link)
+    # The run cache is rewritten in place: copied, never linked; dropped with the rows it mirrors.
+    shutil.copytree(
+        prepared / "lake", work / "lake", copy_function=link, ignore=shutil.ignore_patterns("_cache")
+    )
     if not clear:
+        if (prepared / "lake" / "_cache").exists():
+            shutil.copytree(prepared / "lake" / "_cache", work / "lake" / "_cache")
         return
     with sqlite3.connect(work / "state.db") as connection:
         present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}

@@ -74,13 +74,24 @@ def event_field_sql(name: str) -> str:
     return f"json_extract_string(e.properties, '$.\"{key}\"')"
 
 
-def event_match_sql(match: EventMatch) -> str:
-    """A boolean over one event row `e` (with its `age` in days) for type, where, within_days."""
+def event_match_sql(match: EventMatch, window: bool = True) -> str:
+    """A boolean over one event row `e` (with its `age` in days) for type, where and, unless
+    `window` is false, within_days."""
     parts = [f"e.type = {quote(match.event)}"]
     parts += [value_test_sql(event_field_sql(name), test) for name, test in match.where.items()]
-    if match.within_days is not None:
+    if window and match.within_days is not None:
         parts.append(f"e.age < {quote(match.within_days)}")
     return " AND ".join(parts)
+
+
+def window_boundary_sql(match: EventMatch) -> str | None:
+    """True for a matching event that left the window between `e.age_before` and `e.age`."""
+    if match.within_days is None:
+        return None
+    days = quote(match.within_days)
+    return (
+        f"({event_match_sql(match, window=False)}) AND (e.age < {days}) <> (e.age_before < {days})"
+    )
 
 
 @dataclass
@@ -88,6 +99,10 @@ class Features:
     """What compiled conditions read: event-count aggregates and property names."""
 
     event_counts: dict[str, str] = field(default_factory=dict)  # column -> match SQL
+    # Predicates over `e` true when an event's part in an aggregate changes between two days
+    # otherwise than by half-life decay (it left a window, or a step decay stepped).
+    boundaries: set[str] = field(default_factory=set)
+    periods: set[float] = field(default_factory=set)  # the windows and steps, in days
     properties: set[str] = field(default_factory=set)
     needs_suppression: bool = False
     needs_engagement: bool = False
@@ -126,6 +141,9 @@ def condition_sql(condition: Condition, features: Features) -> str:
     """A boolean SQL expression over a target row; registers the features it reads."""
     match condition:
         case EventCondition(count=count):
+            if (boundary := window_boundary_sql(condition)) is not None:
+                features.boundaries.add(boundary)
+                features.periods.add(float(condition.within_days))
             column = f"COALESCE({features.count_column(event_match_sql(condition))}, 0)"
             return bounds_sql(column, eq=count.eq, gte=count.gte, lte=count.lte)
         case PropertyCondition(property=name, known=known):

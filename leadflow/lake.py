@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -70,9 +71,22 @@ class EventLake:
             if (match := BATCH_FILE.search(path.name)) and match.group(1) in committed_batches
         )
 
+    @staticmethod
+    def file_day(path: Path) -> date:
+        """The UTC day of a lake file's events (its partition)."""
+        return date.fromisoformat(path.parent.name.removeprefix("day="))
+
+    @staticmethod
+    def file_batch(path: Path) -> str:
+        return BATCH_FILE.search(path.name).group(1)
+
     def events_sql(self, committed_batches: set[str]) -> str:
         """A DuckDB relation (SQL text) over the committed events; empty if there are none."""
-        files = self.files(committed_batches)
+        return self.relation(self.files(committed_batches))
+
+    @staticmethod
+    def relation(files: list[Path]) -> str:
+        """A DuckDB relation (SQL text) over these lake files; empty if there are none."""
         if not files:
             columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in EVENT_SCHEMA.items())
             return f"(SELECT {columns} WHERE false)"

@@ -29,6 +29,7 @@ from leadflow.marketing import (
     set_marketing_status,
     stages_by_email,
 )
+from leadflow.runcache import attached
 from leadflow.scores import ScoringSummary, prepare_day, score_step
 from leadflow.workspace import Workspace
 from models import DayRun
@@ -97,7 +98,7 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
     seconds: dict[str, float] = {}
     started = datetime.now(UTC)
     clock = perf_counter()
-    with duckdb_connection() as connection:
+    with duckdb_connection() as connection, attached(connection, workspace.cache_path):
         state = read_state(workspace)
         stages = current_stages(workspace)
         prepare_day(
@@ -108,6 +109,7 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
             stages_by_email(connection, state, stages),
             lifecycle=True,
             marketing=True,
+            ledger=True,
         )
         seconds["read and scan"] = perf_counter() - clock
         clock = perf_counter()

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from leadflow.db import bulk_load, read_arrow, session_scope
 from leadflow.lake import duckdb_connection
+from leadflow.ledger import aggregates_as_of
 from leadflow.scoring import (
     as_of_end,
     band_column,
@@ -80,9 +81,12 @@ def scored_relation(
     lifecycle: bool = False,
     marketing: bool = False,
     stages: pa.Table | None = None,
+    ledger: bool = False,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
-    `days` and their properties, and return the scored relation (see `compile_model`)."""
+    `days` and their properties, and return the scored relation (see `compile_model`). With
+    `ledger` (every contact, one day, the run cache attached), the events' aggregates come from
+    the aggregate ledger instead of a full pass over the lake."""
     committed = workspace.committed_event_batches()
     whole_base_at = (
         as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
@@ -102,7 +106,12 @@ def scored_relation(
     properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
     prepare_inputs(connection, workspace.config, targets, properties, stages)
-    return compute_scores(connection, workspace.config, model)
+    sql = model.sql
+    if ledger and whole_base_at is not None:
+        sql = model.over_aggregates(
+            aggregates_as_of(connection, workspace.lake, committed, model, whole_base_at)
+        )
+    return compute_scores(connection, workspace.config, model, sql)
 
 
 def _long_scores_sql(workspace: Workspace, relation: str) -> str:
@@ -153,6 +162,7 @@ def prepare_day(
     stages: pa.Table | None = None,
     lifecycle: bool = False,
     marketing: bool = False,
+    ledger: bool = False,
 ) -> None:
     """Materialise `day_scored` (every contact that existed on `day`: scores, bands, and with
     the flags the lifecycle target and marketing conditions) and register `contacts(contact_id,
@@ -171,6 +181,7 @@ def prepare_day(
         lifecycle=lifecycle,
         marketing=marketing,
         stages=stages,
+        ledger=ledger,
     )
     connection.register("scored_relation", scored)
     connection.register("all_contacts", contacts)

@@ -24,6 +24,7 @@ from leadflow.conditions import (
     property_column,
     quote,
     score_column,
+    window_boundary_sql,
 )
 from leadflow.config import (
     ConditionRule,
@@ -57,17 +58,52 @@ def rule_column(score: str, index: int) -> str:
     return f'"rule:{score}:{index}"'
 
 
+def raw_column(score: str, index: int) -> str:
+    """An event rule's decayed sum before its `max_points` cap: the aggregate that is stored."""
+    return f'"raw:{score}:{index}"'
+
+
 def band_column(score: str) -> str:
     return f'"band_{score}"'
 
 
 @dataclass
 class CompiledModel:
-    """The SQL of a configuration's scores, and what it reads."""
+    """The SQL of a configuration's scores, and what it reads.
 
-    sql: str
+    `sql` computes everything from the events. It is built from two parts, also used apart by
+    the aggregate ledger (`leadflow.ledger`): `aggregates`, the per-contact aggregates of one
+    pass over the events `e`, and `over_aggregates(table)`, the rest of the query over a table
+    of those aggregates. `decaying` names the aggregates that only half-life decay changes
+    from one day to the next (column -> half-life in days); `boundaries` are the predicates
+    over an event `e` (its `age` now and `age_before` on an earlier day) true when its part in
+    an aggregate changed otherwise.
+    """
+
+    aggregates: str
+    decaying: dict[str, float]
+    boundaries: list[str]
+    events_cte: str
+    group_by: str
+    tail: str  # the CTEs after `a`, given `a`
     features: Features
     scores: list[str]
+
+    @property
+    def sql(self) -> str:
+        return (
+            f"WITH e AS ({self.events_cte}),\n"
+            f"    a AS (SELECT {self.group_by}, {self.aggregates} FROM e GROUP BY {self.group_by})"
+            f"{self.tail}"
+        )
+
+    @property
+    def boundary_periods(self) -> list[float]:
+        return sorted(self.features.periods)
+
+    def over_aggregates(self, table: str) -> str:
+        """The query with the aggregates read from `table` (one row per email, whole base)."""
+        return f"WITH a AS (SELECT * FROM {table}){self.tail}"
 
 
 def decay_sql(decay) -> str:
@@ -98,6 +134,8 @@ def compile_model(
     """
     features = Features()
     aggregates: list[str] = []
+    decaying: dict[str, float] = {}
+    capped: list[str] = []  # event rules' contributions, from their raw sums
     score_layers: list[str] = []
     for name in config.scores_in_dependency_order():
         score = config.scores[name]
@@ -106,12 +144,27 @@ def compile_model(
             column = rule_column(name, index)
             if isinstance(rule, EventRule):
                 match = event_match_sql(rule)
-                points = f"{quote(rule.points)} * {decay_sql(score.decay_of(rule))}"
-                total = f"COALESCE(sum({points}) FILTER (WHERE {match}), 0)"
+                decay = score.decay_of(rule)
+                points = f"{quote(rule.points)} * {decay_sql(decay)}"
+                raw = raw_column(name, index)
+                aggregates.append(f"sum({points}) FILTER (WHERE {match}) AS {raw}")
+                if isinstance(decay, HalfLifeDecay):
+                    decaying[raw] = decay.half_life_days
+                if isinstance(decay, StepDecay):
+                    every = quote(decay.every_days)
+                    features.boundaries.add(
+                        f"({event_match_sql(rule)}) AND "
+                        f"floor(e.age / {every}) <> floor(e.age_before / {every})"
+                    )
+                    features.periods.add(float(decay.every_days))
+                if (boundary := window_boundary_sql(rule)) is not None:
+                    features.boundaries.add(boundary)
+                    features.periods.add(float(rule.within_days))
+                contribution = f"COALESCE({raw}, 0)"
                 if rule.max_points is not None:
                     cap = quote(rule.max_points)
-                    total = f"least(greatest({total}, -{cap}), {cap})"
-                aggregates.append(f"{total} AS {column}")
+                    contribution = f"least(greatest({contribution}, -{cap}), {cap})"
+                capped.append(f"{contribution} AS {column}")
                 if explain:
                     aggregates += [
                         f'count(*) FILTER (WHERE {match}) AS "count:{name}:{index}"',
@@ -144,9 +197,11 @@ def compile_model(
             "AS suppression_reason"
         )
     if features.needs_engagement:
+        # The graymail rule reads the number of sends and the 16 latest (newest first).
+        aggregates.append("count(*) FILTER (WHERE e.type = 'email_sent') AS send_count")
         aggregates.append(
-            "list(e.occurred_at ORDER BY e.occurred_at DESC) FILTER "
-            "(WHERE e.type = 'email_sent') AS sends"
+            f"max(e.occurred_at, {GRAYMAIL_SENDS_ENGAGED}) FILTER "
+            "(WHERE e.type = 'email_sent') AS latest_sends"
         )
         aggregates.append(
             "max(e.occurred_at) FILTER (WHERE e.type IN ('email_open', 'email_click')) "
@@ -162,9 +217,9 @@ def compile_model(
     unengaged = (
         f""",
                COALESCE(CASE WHEN last_engaged IS NULL
-                    THEN len(sends) >= {GRAYMAIL_SENDS_NEVER_ENGAGED}
-                    ELSE len(sends) >= {GRAYMAIL_SENDS_ENGAGED}
-                         AND last_engaged < sends[{GRAYMAIL_SENDS_ENGAGED}] END, false)
+                    THEN send_count >= {GRAYMAIL_SENDS_NEVER_ENGAGED}
+                    ELSE send_count >= {GRAYMAIL_SENDS_ENGAGED}
+                         AND last_engaged < latest_sends[{GRAYMAIL_SENDS_ENGAGED}] END, false)
                    AS unengaged"""
         if features.needs_engagement
         else ""
@@ -179,19 +234,9 @@ def compile_model(
         group_by, join_on = "e.email, e.day", "a.email = t.email AND a.day = t.day"
     else:
         # Every contact, one day (the daily run): one scan of the lake, no join with targets.
-        end = quote(whole_base_at.isoformat())
-        events_cte = f"""
-        SELECT ev.*, (epoch({end}::TIMESTAMPTZ) - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age
-        FROM {events_sql} AS ev WHERE ev.occurred_at < {end}::TIMESTAMPTZ"""
+        events_cte = whole_base_events_sql(events_sql, whole_base_at)
         group_by, join_on = "e.email", "a.email = t.email"
-    sql = f"""
-    WITH e AS ({events_cte}
-    ),
-    a AS (
-        SELECT {group_by},
-               {aggregate_sql}
-        FROM e GROUP BY {group_by}
-    ),
+    tail = f""",
     p AS (
         SELECT p.email, p.day{property_sql}
         FROM props p GROUP BY p.email, p.day
@@ -203,15 +248,32 @@ def compile_model(
         LEFT JOIN a ON {join_on}
         LEFT JOIN p ON p.email = t.email AND p.day = t.day
     ),
-    layer0 AS (SELECT *{unengaged} FROM joined)"""
+    layer0 AS (SELECT *{unengaged}{"".join(", " + item for item in capped)} FROM joined)"""
     previous = "layer0"
     for index, layer in enumerate(score_layers, start=1):
         select = layer if layer.startswith("* REPLACE") else f"*, {layer}"
-        sql += f""",
+        tail += f""",
     layer{index} AS (SELECT {select} FROM {previous})"""
         previous = f"layer{index}"
-    sql += f"\n    SELECT * FROM {previous}"
-    return CompiledModel(sql, features, config.scores_in_dependency_order())
+    tail += f"\n    SELECT * FROM {previous}"
+    return CompiledModel(
+        aggregate_sql,
+        decaying,
+        sorted(features.boundaries),
+        events_cte,
+        group_by,
+        tail,
+        features,
+        config.scores_in_dependency_order(),
+    )
+
+
+def whole_base_events_sql(events_sql: str, end: datetime, where: str = "true") -> str:
+    """The events before `end` with their `age` at `end` in days (and `where`)."""
+    at = f"{quote(end.isoformat())}::TIMESTAMPTZ"
+    return f"""
+        SELECT ev.*, (epoch({at}) - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age
+        FROM {events_sql} AS ev WHERE ev.occurred_at < {at} AND ({where})"""
 
 
 def stage_rank(column: str) -> str:
@@ -373,8 +435,12 @@ def targets_table(
 
 
 def compute_scores(
-    connection: duckdb.DuckDBPyConnection, config: LeadflowConfig, model: CompiledModel
+    connection: duckdb.DuckDBPyConnection,
+    config: LeadflowConfig,
+    model: CompiledModel,
+    sql: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
-    """Scores, bands and per-rule contributions of every registered target, as a relation."""
+    """Scores, bands and per-rule contributions of every registered target, as a relation
+    (`sql`: the model's query, or a variant of it such as `model.over_aggregates`)."""
     bands = ", ".join(f"{band_sql(config, name)} AS {band_column(name)}" for name in model.scores)
-    return connection.sql(f"SELECT *, {bands} FROM ({model.sql})")
+    return connection.sql(f"SELECT *, {bands} FROM ({sql or model.sql})")

@@ -9,6 +9,7 @@ from sqlmodel import select
 from leadflow.config import LeadflowConfig, load_config
 from leadflow.db import get_engine, session_scope
 from leadflow.lake import EventLake
+from leadflow.runcache import cache_path
 from leadflow.settings import Settings, get_settings
 from models import IngestBatch
 
@@ -32,6 +33,11 @@ class Workspace:
             expectations_dir=settings.expectations,
             rejects_dir=settings.rejects_dir,
         )
+
+    @property
+    def cache_path(self) -> Path:
+        """The run cache (`leadflow.runcache`): beside the lake, one per state store."""
+        return cache_path(self.lake.root)
 
     def committed_event_batches(self) -> set[str]:
         """Ids of the event batches the state store has committed: the lake files that count."""

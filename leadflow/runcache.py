@@ -1,0 +1,54 @@
+"""The run cache: a DuckDB file beside the lake (`<lake>/_cache/run.duckdb`) holding what a day
+run would otherwise re-read or recompute in full every day: the aggregate ledger
+(`leadflow.ledger`) and a mirror of the state (`leadflow.mirror`).
+
+It is a cache, never the truth: every part records what it was built from (in `cache.meta`),
+and a part that does not match is rebuilt from the lake and the state store. Deleting the file
+is always safe. Only state-changing runs use it, under the state lock.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS cache.meta (name VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS cache.ledger_batches (batch_id VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS cache.aggregates (email VARCHAR)",
+]
+
+
+def cache_path(lake_root: Path) -> Path:
+    return Path(lake_root) / "_cache" / "run.duckdb"
+
+
+@contextmanager
+def attached(connection: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    """Attach the cache file as `cache` (a new one if missing or unreadable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        connection.execute(f"ATTACH '{path.as_posix()}' AS cache")
+    except duckdb.Error:  # written by another DuckDB version, or damaged: start again
+        path.unlink(missing_ok=True)
+        Path(f"{path}.wal").unlink(missing_ok=True)
+        connection.execute(f"ATTACH '{path.as_posix()}' AS cache")
+    try:
+        for statement in SCHEMA:
+            connection.execute(statement)
+        yield
+    finally:
+        connection.execute("DETACH cache")
+
+
+def get_meta(connection: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    row = connection.execute("SELECT value FROM cache.meta WHERE name = ?", [name]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(connection: duckdb.DuckDBPyConnection, name: str, value: str | None) -> None:
+    connection.execute(
+        "INSERT OR REPLACE INTO cache.meta VALUES (?, ?)",
+        [name, value],
+    )

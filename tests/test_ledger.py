@@ -1,0 +1,102 @@
+"""The aggregate ledger against a full pass over the lake: the same day_scored, day after day,
+across windows, step decay, a DST change, gaps, a batch of late events and a step back."""
+
+import math
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leadflow.demo_data import generate_demo_data
+from leadflow.ingest import ingest_file
+from leadflow.lake import duckdb_connection
+from leadflow.marketing import read_state
+from leadflow.runcache import attached, get_meta
+from leadflow.scores import prepare_day
+from leadflow.scoring import as_of_end
+from leadflow.settings import PROJECT_ROOT
+from tests.conftest import make_workspace
+
+END = date(2026, 11, 5)
+# Rules whose aggregates change otherwise than by decay: windows, and steps of a step decay.
+EXTRA_RULES = [
+    {"id": "recent-open", "event": "email_open", "points": 5, "within_days": 3},
+    {"id": "webinar", "event": "webinar_registration", "points": 30,
+     "decay": {"percent": 50, "every_days": 7}},
+    {"id": "clicks-this-week", "points": 12,
+     "when": {"event": "email_click", "within_days": 7, "count": {"gte": 1}}},
+]  # fmt: skip
+
+
+updates: list[str] = []  # how the ledger got to each day: rebuilt | advanced | unchanged
+
+
+def day_scored(space, day: date, ledger: bool) -> dict[str, dict]:
+    with duckdb_connection() as connection, attached(connection, space.cache_path):
+        prepare_day(
+            space, connection, day, read_state(space), lifecycle=True, marketing=True,
+            ledger=ledger,
+        )  # fmt: skip
+        rows = connection.sql("SELECT * FROM day_scored").to_arrow_table().to_pylist()
+        held_end, how = get_meta(connection, "ledger_end"), get_meta(connection, "ledger_update")
+    if ledger:
+        assert held_end == as_of_end(day, space.config).isoformat()
+        updates.append(how.split()[0])
+    return {row["email"]: row for row in rows}
+
+
+def assert_same(incremental: dict[str, dict], full: dict[str, dict], day: date) -> None:
+    assert incremental.keys() == full.keys(), day
+    for email, row in full.items():
+        other = incremental[email]
+        for column, value in row.items():
+            if isinstance(value, float):
+                assert math.isclose(other[column], value, rel_tol=1e-9, abs_tol=1e-9), (
+                    day, email, column, other[column], value,
+                )  # fmt: skip
+            else:
+                assert other[column] == value, (day, email, column, other[column], value)
+
+
+@pytest.fixture
+def space(sqlite_url: str, tmp_path: Path):
+    config = yaml.safe_load((PROJECT_ROOT / "leadflow.yaml").read_text())
+    config["scores"]["engagement"]["rules"] += EXTRA_RULES
+    path = tmp_path / "leadflow.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return make_workspace(sqlite_url, tmp_path, path)
+
+
+def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
+    data = generate_demo_data(tmp_path / "data", contacts=300, days=100, end=END, seed=7)
+    held_back = data.event_files[-2]  # October's events
+    ingest_file(space, data.contacts_file)
+    for path in data.event_files:
+        if path != held_back:
+            ingest_file(space, path)
+    days = [
+        date(2026, 10, 20),
+        date(2026, 10, 21),
+        date(2026, 10, 24),  # a gap of three days
+        date(2026, 10, 25),  # a 25-hour day: summer time ends in Paris
+        date(2026, 10, 26),
+        date(2026, 11, 2),  # a week on: windows of 3 and 7 days pass, the step decay steps
+    ]
+    changed_days = 0
+    for day in days:
+        full = day_scored(space, day, ledger=False)
+        incremental = day_scored(space, day, ledger=True)
+        assert_same(incremental, full, day)
+        changed_days += any(row["events_seen"] for row in full.values())
+    assert changed_days == len(days)
+    assert updates == ["rebuilt"] + ["advanced"] * (len(days) - 1)
+
+    # A batch of events up to a month old arrives: the same day again, then the next.
+    ingest_file(space, held_back)
+    for day in (date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 3)):
+        assert_same(day_scored(space, day, True), day_scored(space, day, False), day)
+    # An earlier day than the ledger's: rebuilt whole, still the same.
+    day = date(2026, 10, 30)
+    assert_same(day_scored(space, day, True), day_scored(space, day, False), day)
+    assert updates[len(days) :] == ["advanced", "advanced", "unchanged", "rebuilt"]
