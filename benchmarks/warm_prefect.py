@@ -124,7 +124,10 @@ def copy_state(prepared: Path, work: Path, clear: bool = True) -> None:
 
     # The run cache is rewritten in place: copied, never linked; dropped with the rows it mirrors.
     shutil.copytree(
-        prepared / "lake", work / "lake", copy_function=link, ignore=shutil.ignore_patterns("_cache")
+        prepared / "lake",
+        work / "lake",
+        copy_function=link,
+        ignore=shutil.ignore_patterns("_cache"),
     )
     if not clear:
         if (prepared / "lake" / "_cache").exists():

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, Table, event, inspect
+from sqlalchemy import Connection, Engine, Table, event, inspect, text
 from sqlmodel import Session, create_engine
 
 from leadflow.settings import PROJECT_ROOT
@@ -85,6 +85,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def bump_state_version(db: Connection) -> None:
+    """Call in every transaction that changes scores, stages, marketing statuses or demotions:
+    the run cache's mirror of them (`leadflow.mirror`) is only valid at the version it saw."""
+    db.execute(text("UPDATE state_version SET version = version + 1"))
 
 
 BULK_CHUNK_ROWS = 200_000

@@ -18,10 +18,11 @@ from math import floor
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from leadflow.conditions import DAY_SECONDS, quote
 from leadflow.lake import EventLake
-from leadflow.runcache import get_meta, set_meta
+from leadflow.runcache import get_meta, set_meta, transaction
 from leadflow.scoring import CompiledModel, whole_base_events_sql
 
 LEDGER_TABLE = "cache.aggregates"
@@ -170,15 +171,13 @@ def _commit(
     how: str,
 ) -> None:
     """Replace the ledger by `ledger_next`, with its key, end and batches, in one transaction."""
-    connection.execute("BEGIN")
-    connection.execute(f"CREATE OR REPLACE TABLE {LEDGER_TABLE} AS SELECT * FROM ledger_next")
-    connection.execute("DELETE FROM cache.ledger_batches")
-    if committed:
-        connection.executemany(
-            "INSERT INTO cache.ledger_batches VALUES (?)", [[batch] for batch in committed]
-        )
-    set_meta(connection, "ledger_key", key)
-    set_meta(connection, "ledger_end", end.isoformat())
-    set_meta(connection, "ledger_update", how)
-    connection.execute("COMMIT")
+    connection.register("ledger_batch_ids", pa.table({"batch_id": pa.array(sorted(committed))}))
+    with transaction(connection):
+        connection.execute(f"CREATE OR REPLACE TABLE {LEDGER_TABLE} AS SELECT * FROM ledger_next")
+        connection.execute("DELETE FROM cache.ledger_batches")
+        connection.execute("INSERT INTO cache.ledger_batches SELECT * FROM ledger_batch_ids")
+        set_meta(connection, "ledger_key", key)
+        set_meta(connection, "ledger_end", end.isoformat())
+        set_meta(connection, "ledger_update", how)
+    connection.unregister("ledger_batch_ids")
     connection.execute("DROP TABLE ledger_next")

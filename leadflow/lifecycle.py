@@ -14,7 +14,7 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from leadflow.db import bulk_load, read_arrow, session_scope
+from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.lake import duckdb_connection
 from leadflow.scores import check_contact, prepare_day, read_contacts
@@ -128,6 +128,7 @@ def _record_moves(
     day_param = bindparam("day", type_=Date())
     with session_scope(workspace.engine) as session:
         db = session.connection()
+        bump_state_version(db)
         STAGE_MOVES.create(db)
         STAGE_ENTRIES.create(db)
         bulk_load(db, STAGE_MOVES, moves)

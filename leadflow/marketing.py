@@ -29,7 +29,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.conditions import quote
 from leadflow.config import Contract, LeadflowConfig
-from leadflow.db import bulk_load, read_arrow, session_scope
+from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.domain import NON_MARKETING_SOURCES
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
@@ -374,6 +374,7 @@ def record_changes(
     day_param = bindparam("day", type_=Date())
     with session_scope(workspace.engine) as session:
         db = session.connection()
+        bump_state_version(db)
         CHANGES.create(db)
         bulk_load(db, CHANGES, changes)
         # The statements below look rows up by contact and by demotion: without these indexes

@@ -17,20 +17,21 @@ from typing import TypeVar
 from sqlalchemy import Date, bindparam, func, text
 from sqlmodel import select
 
-from leadflow.db import session_scope
+from leadflow.db import bump_state_version, session_scope
 from leadflow.lake import duckdb_connection
-from leadflow.lifecycle import LifecycleSummary, StageError, current_stages, lifecycle_step
+from leadflow.lifecycle import LifecycleSummary, StageError, lifecycle_step
 from leadflow.lifecycle import set_stage as admin_set_stage
 from leadflow.marketing import (
     MarketingError,
     MarketingSummary,
     marketing_step,
-    read_state,
     set_marketing_status,
     stages_by_email,
 )
+from leadflow.mirror import day_inputs, record_day
 from leadflow.runcache import attached
 from leadflow.scores import ScoringSummary, prepare_day, score_step
+from leadflow.scoring import property_names
 from leadflow.workspace import Workspace
 from models import DayRun
 
@@ -45,6 +46,7 @@ class DaySummary:
     lifecycle: LifecycleSummary
     marketing: MarketingSummary
     seconds: dict[str, float]  # step -> wall seconds: read+scan, score, lifecycle, marketing
+    reads: dict[str, str]  # how the run cache supplied the contacts and the state
 
 
 @dataclass(frozen=True)
@@ -94,39 +96,43 @@ def plan_backfill(workspace: Workspace, start: date, end: date) -> Plan:
 
 
 def run_day(workspace: Workspace, day: date) -> DaySummary:
-    """Score, move stages and update marketing for every contact as of `day`, over one scan."""
+    """Score, move stages and update marketing for every contact as of `day`, over one scan.
+    The run cache supplies the events' aggregates and the state (`ledger`, `mirror`)."""
     seconds: dict[str, float] = {}
     started = datetime.now(UTC)
     clock = perf_counter()
     with duckdb_connection() as connection, attached(connection, workspace.cache_path):
-        state = read_state(workspace)
-        stages = current_stages(workspace)
+        inputs = day_inputs(connection, workspace, property_names(workspace.config))
         prepare_day(
             workspace,
             connection,
             day,
-            state,
-            stages_by_email(connection, state, stages),
+            inputs.state,
+            stages_by_email(connection, inputs.state, inputs.stages),
             lifecycle=True,
             marketing=True,
             ledger=True,
+            properties=inputs.properties,
         )
         seconds["read and scan"] = perf_counter() - clock
         clock = perf_counter()
-        scoring = score_step(workspace, connection, day, started)
+        scoring = score_step(workspace, connection, day, started, inputs.scores)
         seconds["score"] = perf_counter() - clock
         clock = perf_counter()
-        lifecycle = lifecycle_step(workspace, connection, day, stages)
+        lifecycle = lifecycle_step(workspace, connection, day, inputs.stages)
         seconds["lifecycle"] = perf_counter() - clock
         clock = perf_counter()
-        marketing = marketing_step(workspace, connection, day, state)
+        marketing = marketing_step(workspace, connection, day, inputs.state)
         seconds["marketing"] = perf_counter() - clock
+        clock = perf_counter()
+        record_day(connection, workspace, day, workspace.config.model_version)
+        seconds["cache"] = perf_counter() - clock
     with session_scope(workspace.engine) as session:
         record = session.get(DayRun, day) or DayRun(day=day, model_version="", finished_at=started)
         record.model_version = workspace.config.model_version
         record.finished_at = datetime.now(UTC)
         session.add(record)
-    return DaySummary(day, scoring, lifecycle, marketing, seconds)
+    return DaySummary(day, scoring, lifecycle, marketing, seconds, inputs.reads)
 
 
 @dataclass(frozen=True)
@@ -277,6 +283,7 @@ def undo_after(workspace: Workspace, day: date) -> dict[str, int]:
     touched = {}
     with session_scope(workspace.engine) as session:
         db = session.connection()
+        bump_state_version(db)
         for name, statement in UNDO_STATEMENTS.items():
             query = text(statement)
             if ":day" in statement:

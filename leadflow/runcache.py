@@ -42,9 +42,25 @@ def attached(connection: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None
         connection.execute("DETACH cache")
 
 
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing in the cache file (a transaction may write to one database only: create
+    temporary tables before it)."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK").fetchall()
+        raise
+    connection.execute(
+        "COMMIT"
+    ).fetchall()  # fetched: DuckDB refuses new work over a pending result
+
+
 def get_meta(connection: duckdb.DuckDBPyConnection, name: str) -> str | None:
-    row = connection.execute("SELECT value FROM cache.meta WHERE name = ?", [name]).fetchone()
-    return row[0] if row else None
+    # fetchall, not fetchone: DuckDB refuses new work on a connection with rows left to fetch
+    rows = connection.execute("SELECT value FROM cache.meta WHERE name = ?", [name]).fetchall()
+    return rows[0][0] if rows else None
 
 
 def set_meta(connection: duckdb.DuckDBPyConnection, name: str, value: str | None) -> None:

@@ -9,7 +9,7 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel import select
 
-from leadflow.db import bulk_load, read_arrow, session_scope
+from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.lake import duckdb_connection
 from leadflow.ledger import aggregates_as_of
 from leadflow.scoring import (
@@ -82,11 +82,12 @@ def scored_relation(
     marketing: bool = False,
     stages: pa.Table | None = None,
     ledger: bool = False,
+    properties: pa.Table | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
-    `days` and their properties, and return the scored relation (see `compile_model`). With
-    `ledger` (every contact, one day, the run cache attached), the events' aggregates come from
-    the aggregate ledger instead of a full pass over the lake."""
+    `days` and their properties (`properties`: the history, if already read), and return the
+    scored relation (see `compile_model`). With `ledger` (every contact, one day, the run cache
+    attached), the events' aggregates come from the aggregate ledger, not a full pass."""
     committed = workspace.committed_event_batches()
     whole_base_at = (
         as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
@@ -103,7 +104,8 @@ def scored_relation(
         emails = pa.array(check_contact(workspace, email), pa.string())
     else:
         emails = (contacts if contacts is not None else read_contacts(workspace)).column("email")
-    properties = load_properties(workspace.engine, model.features.properties, email)
+    if properties is None:
+        properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
     prepare_inputs(connection, workspace.config, targets, properties, stages)
     sql = model.sql
@@ -163,6 +165,7 @@ def prepare_day(
     lifecycle: bool = False,
     marketing: bool = False,
     ledger: bool = False,
+    properties: pa.Table | None = None,
 ) -> None:
     """Materialise `day_scored` (every contact that existed on `day`: scores, bands, and with
     the flags the lifecycle target and marketing conditions) and register `contacts(contact_id,
@@ -182,6 +185,7 @@ def prepare_day(
         marketing=marketing,
         stages=stages,
         ledger=ledger,
+        properties=properties,
     )
     connection.register("scored_relation", scored)
     connection.register("all_contacts", contacts)
@@ -197,20 +201,22 @@ def prepare_day(
     connection.unregister("scored_relation")
 
 
-def _compare_with_stored(workspace: Workspace, connection: duckdb.DuckDBPyConnection) -> None:
+def _compare_with_stored(
+    workspace: Workspace, connection: duckdb.DuckDBPyConnection, stored: pa.Table | None = None
+) -> None:
     """Tables `new_scores(email, day, score, value, band)` from `day_scored`, and
-    `stored(contact_id, email, score, value, band)`: what the state store has."""
+    `stored(contact_id, email, score, value, band)`: what the state store has (`stored` if
+    already read)."""
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'day_scored')}"
     )
-    connection.register(
-        "stored_scores",
-        read_arrow(
+    if stored is None:
+        stored = read_arrow(
             workspace.engine,
             "SELECT contact_id, score, value, band, model_version FROM contact_score",
             STORED_SCHEMA,
-        ),
-    )
+        )
+    connection.register("stored_scores", stored)
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE stored AS "
         "SELECT s.*, c.email FROM stored_scores s JOIN contacts c USING (contact_id)"
@@ -230,15 +236,17 @@ def score_step(
     connection: duckdb.DuckDBPyConnection,
     day: date,
     started: datetime,
+    stored: pa.Table | None = None,
 ) -> ScoringSummary:
-    """The scoring step over a prepared day (`prepare_day`): write back what changed."""
+    """The scoring step over a prepared day (`prepare_day`): write back what changed (left in
+    `changed_scores`). `stored`: the stored scores, if already read."""
     version = workspace.config.model_version
     with session_scope(workspace.engine) as session:
         last_version = session.exec(
             select(ScoringRun.model_version).order_by(ScoringRun.id.desc())
         ).first()
     model_changed = last_version is not None and last_version != version
-    _compare_with_stored(workspace, connection)
+    _compare_with_stored(workspace, connection, stored)
     changed = connection.sql(
         """SELECT c.contact_id, n.score, n.value, n.band, s.band AS old_band
            FROM new_scores n JOIN contacts c USING (email)
@@ -247,6 +255,7 @@ def score_step(
               OR s.model_version <> $version""",
         params={"version": version},
     ).to_arrow_table()
+    connection.register("changed_scores", changed)
     [(contacts,)] = connection.execute("SELECT count(*) FROM contacts").fetchall()
     bands = {
         name: dict(
@@ -312,6 +321,7 @@ def _write_back(workspace: Workspace, changed: pa.Table, day: date, version: str
         return 0
     with session_scope(workspace.engine) as session:
         db = session.connection()
+        bump_state_version(db)
         STAGE.create(db)
         bulk_load(db, STAGE, changed)
         params = {"day": day, "version": version}

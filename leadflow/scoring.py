@@ -268,6 +268,11 @@ def compile_model(
     )
 
 
+def property_names(config: LeadflowConfig) -> set[str]:
+    """The contact properties the rules read (scores, lifecycle and marketing)."""
+    return compile_model(config, "events", lifecycle=True, marketing=True).features.properties
+
+
 def whole_base_events_sql(events_sql: str, end: datetime, where: str = "true") -> str:
     """The events before `end` with their `age` at `end` in days (and `where`)."""
     at = f"{quote(end.isoformat())}::TIMESTAMPTZ"

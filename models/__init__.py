@@ -6,7 +6,7 @@ from models.contact import Contact, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
-from models.run import DayRun
+from models.run import DayRun, StateVersion
 from models.score import BandChange, ContactScore, ScoringRun
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "ScoringRun",
     "StageEntry",
     "StageMove",
+    "StateVersion",
 ]

@@ -1,17 +1,25 @@
-"""The aggregate ledger against a full pass over the lake: the same day_scored, day after day,
-across windows, step decay, a DST change, gaps, a batch of late events and a step back."""
+"""The run cache against what it saves re-reading: the aggregate ledger against a full pass
+over the lake (day after day, across windows, step decay, a DST change, gaps, a batch of late
+events and a step back), and the state mirror against the state store (through day runs,
+admin changes, late data undone and replayed, a contacts batch, a demotion's whole life)."""
 
 import math
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import text
 
+from leadflow.db import read_arrow
 from leadflow.demo_data import generate_demo_data
 from leadflow.ingest import ingest_file
 from leadflow.lake import duckdb_connection
-from leadflow.marketing import read_state
+from leadflow.lifecycle import set_stage
+from leadflow.marketing import read_state, set_marketing_status
+from leadflow.mirror import CONTACT_SCHEMA, CONTACTS_SQL, STATE_TABLES, state_version
+from leadflow.pipeline import execute, plan_backfill, plan_daily
 from leadflow.runcache import attached, get_meta
 from leadflow.scores import prepare_day
 from leadflow.scoring import as_of_end
@@ -100,3 +108,65 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
     day = date(2026, 10, 30)
     assert_same(day_scored(space, day, True), day_scored(space, day, False), day)
     assert updates[len(days) :] == ["advanced", "advanced", "unchanged", "rebuilt"]
+
+
+def mirror_rows(space) -> dict[str, list[tuple]]:
+    """The mirror's tables, and the state store's read whole, side by side."""
+    with duckdb_connection() as connection, attached(connection, space.cache_path):
+        assert get_meta(connection, "mirror_state_version") == str(state_version(space))
+        tables = {}
+        for name, sql, schema in [("contacts", CONTACTS_SQL, CONTACT_SCHEMA), *STATE_TABLES]:
+            mirrored = connection.sql(f"SELECT * FROM cache.{name}").to_arrow_table()
+            stored = read_arrow(space.engine, sql, schema)
+            tables[name] = (
+                sorted(mirrored.cast(schema).to_pylist(), key=repr),
+                sorted(stored.to_pylist(), key=repr),
+            )
+    return tables
+
+
+def assert_mirror_is_the_store(space, day: date) -> None:
+    for name, (mirrored, stored) in mirror_rows(space).items():
+        assert mirrored == stored, (day, name)
+
+
+def test_the_mirror_follows_the_state_store(tmp_path):
+    config = yaml.safe_load((PROJECT_ROOT / "leadflow.yaml").read_text())
+    config["contract"].update(renewal_date="2026-10-20", demotion_window_days=10)
+    path = tmp_path / "leadflow.yaml"
+    path.write_text(yaml.safe_dump(config))
+    space = make_workspace(f"sqlite:///{tmp_path / 'state.db'}", tmp_path, path)
+    data = generate_demo_data(tmp_path / "data", contacts=300, days=60, end=END, seed=3)
+    ingest_file(space, data.contacts_file)
+    for events in data.event_files[:-1]:
+        ingest_file(space, events)
+    summaries = execute(space, plan_backfill(space, date(2026, 10, 5), date(2026, 10, 15)))
+    assert_mirror_is_the_store(space, date(2026, 10, 15))
+    with space.engine.connect() as connection:
+        someone = connection.execute(
+            text(
+                """SELECT c.email FROM contact c JOIN contact_marketing m ON m.contact_id = c.id
+                   WHERE m.status = 'marketing' AND NOT EXISTS (
+                       SELECT 1 FROM demotion d WHERE d.contact_id = c.id) LIMIT 1"""
+            )
+        ).scalar_one()
+    set_stage(space, someone, "customer", "signed on paper", date(2026, 10, 15))
+    set_marketing_status(space, someone, "non_marketing", "asked by phone", date(2026, 10, 15))
+    for day in (date(2026, 10, 16), date(2026, 10, 17)):
+        summaries += execute(space, plan_daily(space, day))
+        assert_mirror_is_the_store(space, day)
+    ingest_file(space, data.hubspot_file)  # a contacts batch: contacts re-read
+    ingest_file(space, data.event_files[-1])  # November's events: new contacts appended
+    for day in (date(2026, 10, 20), date(2026, 10, 21)):  # catch up over the renewal
+        summaries += execute(space, plan_daily(space, day))
+        assert_mirror_is_the_store(space, day)
+    summaries += execute(space, plan_daily(space, date(2026, 10, 12)))  # undo and replay
+    assert_mirror_is_the_store(space, date(2026, 10, 21))
+
+    demotions = Counter()
+    for summary in summaries:
+        demotions.update({state: n for state, n in summary.marketing.demotions.items() if n})
+    assert demotions.keys() >= {"queued", "scheduled", "applied"}
+    reads = [summary.reads["state"] for summary in summaries]
+    assert reads[0] == "read" and reads[1:11] == ["mirror"] * 10
+    assert reads[11] == "read"  # after the admin changes
