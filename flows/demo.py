@@ -1,8 +1,9 @@
 """Demo flow: make a realistic sample data set and run the pipeline on it end to end."""
 
+from collections.abc import Callable
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows.days import run_plan
@@ -14,10 +15,20 @@ from leadflow.scores import yesterday
 from leadflow.workspace import Workspace
 from tasks.report import report_task
 
+# Called after each generation step with (step, done, total): the CLI's progress bar hangs here.
+generation_listeners: list[Callable[[str, int, int], None]] = []
+
 
 @task
 def generate_task(out_dir: Path, contacts: int, days: int, seed: int) -> DemoDataset:
-    return generate_demo_data(out_dir, contacts=contacts, days=days, seed=seed)
+    logger = get_run_logger()
+
+    def on_step(what: str, done: int, total: int) -> None:
+        logger.info("generated %s (%d/%d)", what, done, total)
+        for listener in generation_listeners:
+            listener(what, done, total)
+
+    return generate_demo_data(out_dir, contacts=contacts, days=days, seed=seed, on_step=on_step)
 
 
 @flow(name="demo")

@@ -505,9 +505,20 @@ def generate(
     """Write a realistic sample contact base and its activity, without loading it."""
     from leadflow.demo_data import generate_demo_data
 
-    with console.status(f"generating {contacts} contacts over {days} days"):
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task(f"generating {contacts} contacts over {days} days", total=None)
+
+        def advance(what: str, done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total, description=f"generated {what}")
+
         dataset = generate_demo_data(
-            out, contacts=contacts, days=days, seed=seed, events_format=events_format, split=split
+            out,
+            contacts=contacts,
+            days=days,
+            seed=seed,
+            events_format=events_format,
+            split=split,
+            on_step=advance,
         )
     console.print(
         f"{dataset.n_contacts} contacts, {dataset.n_events} events "
@@ -526,9 +537,25 @@ def demo(
 ) -> None:
     """Generate a realistic sample data set and run the pipeline on it, in a Prefect flow."""
     space = workspace()  # a bad configuration fails here, before Prefect starts
-    from flows.demo import demo_flow
+    from flows.days import day_listeners
+    from flows.demo import demo_flow, generation_listeners
 
-    outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("demo: generating the sample data", total=None)
+
+        def generated(what: str, done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total, description=f"generated {what}")
+
+        def ran(day, done: int, planned: int) -> None:
+            progress.update(bar, completed=done, total=planned, description=f"ran {day}")
+
+        generation_listeners.append(generated)
+        day_listeners.append(ran)
+        try:
+            outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
+        finally:
+            generation_listeners.remove(generated)
+            day_listeners.remove(ran)
     results = outcome["ingest"]
     console.print(results_table("demo: ingest", results))
     loaded = sum(item.get("rows_loaded", 0) for item in results)

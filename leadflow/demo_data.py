@@ -17,6 +17,7 @@ What the data looks like (rates at the default 20 events per contact and year):
 """
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -463,8 +464,10 @@ def generate_demo_data(
     bad_row_fraction: float = 0.003,
     events_format: Literal["csv", "parquet"] = "csv",
     split: Literal["single", "monthly", "daily"] = "monthly",
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> DemoDataset:
     """Write a contact base and `days` days of its activity, ending with the day `end`.
+    `on_step(what, done, total)` is called after each step (a progress bar hangs there).
 
     `end` defaults to yesterday (UTC). Files go to `out_dir`: contacts.csv, hubspot-contacts.csv,
     events/events-<period>.<fmt> (one per UTC month or day, or events.<fmt>; earlier files there
@@ -485,17 +488,25 @@ def generate_demo_data(
 
     newcomer_events = 0.01 * events_per_contact_year * contacts * days / 365
     n_newcomers = max(1, round(newcomer_events / 3))  # ~3 events each
+    steps = _Steps(on_step, total=GENERATION_STEPS + 3)  # + the files, known later
     people = _make_people(rng, clock, contacts, n_newcomers, start, stop, scale)
+    steps.done("contacts")
 
     log = _EventLog()
     _creation_events(rng, log, people, start)
     _email_campaigns(rng, log, people, start, stop)
+    steps.done("email campaigns")
     _web_activity(rng, log, clock, people, start, stop, scale)
+    steps.done("web activity")
     _webinars(rng, log, clock, people, start, stop, days, scale)
+    steps.done("webinars")
     customers = _sales_funnel(rng, log, clock, people, start, days, scale)
+    steps.done("sales funnel")
     _nps_surveys(rng, log, customers, start, stop)
+    steps.done("NPS surveys")
     _newcomers(rng, log, clock, contacts, n_newcomers, start, stop)
     events = log.collect(start, stop)
+    steps.done("new contacts")
 
     out_dir = Path(out_dir)
     events_dir = out_dir / "events"
@@ -504,7 +515,9 @@ def generate_demo_data(
         stale.unlink()
     writer = _EventWriter(rng, log, people.emails, events, stop, events_format)
     event_files, n_bad = [], 0
-    for number, (label, rows) in enumerate(_split(events["t"], split)):
+    periods = list(_split(events["t"], split))
+    steps.total = GENERATION_STEPS + len(periods) + 2
+    for number, (label, rows) in enumerate(periods):
         path = events_dir / f"{label}.{events_format}"
         bad, n_rows = 0, rows.stop - rows.start
         if number == 0 and bad_row_fraction > 0:
@@ -513,16 +526,34 @@ def generate_demo_data(
         writer.write(path, rows, bad)
         event_files.append(path)
         n_bad += bad
+        steps.done(f"wrote {path.name}")
     rejected = out_dir / f"rejected-batch.{events_format}"
     sample = np.sort(rng.choice(len(events["t"]), min(160, len(events["t"])), replace=False))
     writer.write(rejected, sample, 40)
+    steps.done(f"wrote {rejected.name}")
 
     contacts_file, hubspot_file = out_dir / "contacts.csv", out_dir / "hubspot-contacts.csv"
     _write_csv(people.contacts, contacts_file)
     _write_csv(_hubspot_export(rng, people), hubspot_file)
+    steps.done(f"wrote {contacts_file.name} and {hubspot_file.name}")
     return DemoDataset(
         contacts_file, hubspot_file, event_files, rejected, contacts, len(events["t"]), n_bad
     )
+
+
+GENERATION_STEPS = 7  # contacts, then the six kinds of activity (files come after)
+
+
+class _Steps:
+    """Counts the steps of a generation for `on_step`."""
+
+    def __init__(self, on_step: Callable[[str, int, int], None] | None, total: int):
+        self.on_step, self.total, self.count = on_step, total, 0
+
+    def done(self, what: str) -> None:
+        self.count += 1
+        if self.on_step:
+            self.on_step(what, self.count, self.total)
 
 
 # --- contacts -------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def snapshot(space: Workspace) -> dict:
     state["lake"] = [
         (str(path.relative_to(space.lake.root)), path.stat().st_size)
         for path in files
-        if path.is_file()
+        if path.is_file() and "_cache" not in path.parts  # the run cache is not state
     ]
     return state
 
@@ -160,8 +160,8 @@ def logical_state(space: Workspace) -> dict:
     state: dict = {}
     with space.engine.connect() as connection:
         for table in metadata.sorted_tables:
-            if table.name == "scoring_run":
-                continue  # a log of the work done, not state
+            if table.name in ("scoring_run", "state_version"):
+                continue  # a log of the work done, and a count of the writes: not state
             columns = [c for c in table.columns if c.name not in INCIDENTAL_COLUMNS]
             rows = connection.execute(table.select().with_only_columns(*columns)).fetchall()
             state[table.name] = sorted(map(repr, rows))

@@ -301,3 +301,16 @@ def test_end_defaults_to_yesterday(tmp_path):
     last = read_events(dataset.event_files[-1])["when"].max()
     assert today - pd.Timedelta(days=3) <= last < today
     assert dataset.n_bad_rows == 0
+
+
+def test_progress_is_reported_step_by_step_up_to_the_total(tmp_path):
+    steps = []
+    data = generate_demo_data(
+        tmp_path, contacts=50, days=70, end=END, on_step=lambda *step: steps.append(step)
+    )
+    done = [count for _, count, _ in steps]
+    assert done == list(range(1, len(steps) + 1))
+    assert steps[-1][1] == steps[-1][2] == 7 + len(data.event_files) + 2
+    assert [what for what, _, _ in steps if what.startswith("wrote events")] == [
+        f"wrote {path.name}" for path in data.event_files
+    ]

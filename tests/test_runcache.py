@@ -130,12 +130,12 @@ def assert_mirror_is_the_store(space, day: date) -> None:
         assert mirrored == stored, (day, name)
 
 
-def test_the_mirror_follows_the_state_store(tmp_path):
+def test_the_mirror_follows_the_state_store(database_url, tmp_path):
     config = yaml.safe_load((PROJECT_ROOT / "leadflow.yaml").read_text())
     config["contract"].update(renewal_date="2026-10-20", demotion_window_days=10)
     path = tmp_path / "leadflow.yaml"
     path.write_text(yaml.safe_dump(config))
-    space = make_workspace(f"sqlite:///{tmp_path / 'state.db'}", tmp_path, path)
+    space = make_workspace(database_url, tmp_path, path)
     data = generate_demo_data(tmp_path / "data", contacts=300, days=60, end=END, seed=3)
     ingest_file(space, data.contacts_file)
     for events in data.event_files[:-1]:
