@@ -92,7 +92,7 @@ def _rebuild(
 ) -> None:
     events = whole_base_events_sql(lake.events_sql(committed), end)
     connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE ledger_next AS
+        f"""CREATE OR REPLACE TABLE cache.ledger_next AS
             SELECT e.email, {model.aggregates} FROM ({events}) e GROUP BY e.email"""
     )
     _commit(connection, committed, end, key, "rebuilt")
@@ -150,7 +150,7 @@ def _advance(
     )
     replace = f" REPLACE ({decayed})" if decayed else ""
     connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE ledger_next AS
+        f"""CREATE OR REPLACE TABLE cache.ledger_next AS
             SELECT *{replace} FROM {LEDGER_TABLE}
             WHERE email NOT IN (SELECT email FROM affected)
             UNION ALL BY NAME
@@ -170,14 +170,15 @@ def _commit(
     key: str,
     how: str,
 ) -> None:
-    """Replace the ledger by `ledger_next`, with its key, end and batches, in one transaction."""
+    """Replace the ledger by `cache.ledger_next` (built in the cache file: a million contacts'
+    aggregates need not fit in memory), with its key, end and batches, in one transaction."""
     connection.register("ledger_batch_ids", pa.table({"batch_id": pa.array(sorted(committed))}))
     with transaction(connection):
-        connection.execute(f"CREATE OR REPLACE TABLE {LEDGER_TABLE} AS SELECT * FROM ledger_next")
+        connection.execute(f"DROP TABLE {LEDGER_TABLE}")
+        connection.execute("ALTER TABLE cache.ledger_next RENAME TO aggregates")
         connection.execute("DELETE FROM cache.ledger_batches")
         connection.execute("INSERT INTO cache.ledger_batches SELECT * FROM ledger_batch_ids")
         set_meta(connection, "ledger_key", key)
         set_meta(connection, "ledger_end", end.isoformat())
         set_meta(connection, "ledger_update", how)
     connection.unregister("ledger_batch_ids")
-    connection.execute("DROP TABLE ledger_next")

@@ -199,9 +199,10 @@ def compile_model(
     if features.needs_engagement:
         # The graymail rule reads the number of sends and the 16 latest (newest first).
         aggregates.append("count(*) FILTER (WHERE e.type = 'email_sent') AS send_count")
+        # (An ordered list, then sliced: DuckDB spills its sort; `max(x, 16)` does not spill.)
         aggregates.append(
-            f"max(e.occurred_at, {GRAYMAIL_SENDS_ENGAGED}) FILTER "
-            "(WHERE e.type = 'email_sent') AS latest_sends"
+            "list_slice(list(e.occurred_at ORDER BY e.occurred_at DESC) FILTER "
+            f"(WHERE e.type = 'email_sent'), 1, {GRAYMAIL_SENDS_ENGAGED}) AS latest_sends"
         )
         aggregates.append(
             "max(e.occurred_at) FILTER (WHERE e.type IN ('email_open', 'email_click')) "
