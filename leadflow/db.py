@@ -1,6 +1,7 @@
 """The single engine/session factory, and the Alembic upgrade applied on first use."""
 
 import io
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -90,7 +91,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def bump_state_version(db: Connection) -> None:
     """Call in every transaction that changes scores, stages, marketing statuses or demotions:
     the run cache's mirror of them (`leadflow.mirror`) is only valid at the version it saw."""
-    db.execute(text("UPDATE state_version SET version = version + 1"))
+    db.execute(text("UPDATE state_version SET token = :token"), {"token": uuid.uuid4().hex})
 
 
 BULK_CHUNK_ROWS = 200_000

@@ -84,9 +84,9 @@ STATE_TABLES = [
 ]
 
 
-def state_version(workspace: Workspace) -> int:
+def state_version(workspace: Workspace) -> str:
     with workspace.engine.connect() as connection:
-        return connection.execute(text("SELECT version FROM state_version")).scalar_one()
+        return connection.execute(text("SELECT token FROM state_version")).scalar_one()
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,6 @@ def day_inputs(
 ) -> DayInputs:
     """Bring the mirror up to the state store, reading as little as it can, and return the
     day's inputs from it."""
-    database = workspace.engine.url.render_as_string(hide_password=True)
-    if get_meta(connection, "mirror_database") != database:
-        _reset(connection)
-        set_meta(connection, "mirror_database", database)
     reads = {
         "contacts": _sync_contacts(connection, workspace, sorted(property_names)),
         "state": _sync_state(connection, workspace),
@@ -137,13 +133,6 @@ def day_inputs(
     )
 
 
-def _reset(connection: duckdb.DuckDBPyConnection) -> None:
-    for name in ("contacts", "properties", "contact_batches", *(t[0] for t in STATE_TABLES)):
-        connection.execute(f"DROP TABLE IF EXISTS cache.{name}")
-    for name in ("mirror_contacts_key", "mirror_state_version"):
-        set_meta(connection, name, None)
-
-
 def _store(connection: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
     connection.register("mirror_rows", rows)
     connection.execute(f"CREATE OR REPLACE TABLE cache.{name} AS SELECT * FROM mirror_rows")
@@ -169,7 +158,7 @@ def _sync_contacts(
         "FROM contact_property_history h JOIN contact c ON c.id = h.contact_id "
         f"WHERE h.name IN ({', '.join(quote(name) for name in names) or 'NULL'})"
     )
-    if held == batches:
+    if held == batches and _same_contacts_so_far(connection, workspace):
         [(last,)] = connection.execute(
             "SELECT COALESCE(max(contact_id), 0) FROM cache.contacts"
         ).fetchall()
@@ -190,9 +179,26 @@ def _sync_contacts(
     return "read"
 
 
+def _same_contacts_so_far(connection: duckdb.DuckDBPyConnection, workspace: Workspace) -> bool:
+    """Whether the store still has the mirrored contacts (a restored backup may not): the same
+    count up to the last mirrored id, and the same email there."""
+    [(count, last, email)] = connection.execute(
+        """SELECT count(*), max(contact_id), arg_max(email, contact_id) FROM cache.contacts"""
+    ).fetchall()
+    with workspace.engine.connect() as db:
+        stored = db.execute(
+            text(
+                "SELECT count(*), max(CASE WHEN id = :last THEN email END) FROM contact "
+                "WHERE id <= :last"
+            ),
+            {"last": last or 0},
+        ).one()
+    return tuple(stored) == (count, email)
+
+
 def _sync_state(connection: duckdb.DuckDBPyConnection, workspace: Workspace) -> str:
     version = state_version(workspace)
-    if get_meta(connection, "mirror_state_version") == str(version):
+    if get_meta(connection, "mirror_state_version") == version:
         return "mirror"
     tables = [
         (name, read_arrow(workspace.engine, sql, schema)) for name, sql, schema in STATE_TABLES
@@ -200,7 +206,7 @@ def _sync_state(connection: duckdb.DuckDBPyConnection, workspace: Workspace) -> 
     with transaction(connection):
         for name, rows in tables:
             _store(connection, name, rows)
-        set_meta(connection, "mirror_state_version", str(version))
+        set_meta(connection, "mirror_state_version", version)
     return "read"
 
 
@@ -249,13 +255,13 @@ def record_day(
             WHERE d.opened IS NOT NULL"""
     )
     with workspace.engine.connect() as db:
-        after = db.execute(text("SELECT version FROM state_version")).scalar_one()
+        after = db.execute(text("SELECT token FROM state_version")).scalar_one()
     with transaction(connection):
         _fold_day(connection, version, after)
     connection.unregister("opened_demotions")
 
 
-def _fold_day(connection: duckdb.DuckDBPyConnection, version: str, after: int) -> None:
+def _fold_day(connection: duckdb.DuckDBPyConnection, version: str, after: str) -> None:
     connection.execute(
         """DELETE FROM cache.scores s USING changed_scores c
            WHERE s.contact_id = c.contact_id AND s.score = c.score"""
@@ -275,4 +281,4 @@ def _fold_day(connection: duckdb.DuckDBPyConnection, version: str, after: int) -
            WHERE m.contact_id = d.contact_id AND d.demotion_id IS NOT NULL"""
     )
     connection.execute("INSERT INTO cache.demotions SELECT * FROM demotions_after")
-    set_meta(connection, "mirror_state_version", str(after))
+    set_meta(connection, "mirror_state_version", after)

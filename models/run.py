@@ -16,11 +16,12 @@ class DayRun(SQLModel, table=True):
 
 
 class StateVersion(SQLModel, table=True):
-    """One row: a number every transaction that changes scores, stages or marketing state
-    increments (`leadflow.mirror.bump_state_version`), so that the run cache's mirror of that
-    state knows whether it is still the state store's."""
+    """One row: a token every transaction that changes scores, stages or marketing state renews
+    (`leadflow.db.bump_state_version`), so that the run cache's mirror of that state knows
+    whether it is still the state store's. Random, not a counter: a restored backup followed
+    by other changes never meets a version the mirror has seen."""
 
     __tablename__ = "state_version"
 
     id: int = Field(default=1, primary_key=True)
-    version: int = 0
+    token: str = "initial"

@@ -113,7 +113,7 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
 def mirror_rows(space) -> dict[str, list[tuple]]:
     """The mirror's tables, and the state store's read whole, side by side."""
     with duckdb_connection() as connection, attached(connection, space.cache_path):
-        assert get_meta(connection, "mirror_state_version") == str(state_version(space))
+        assert get_meta(connection, "mirror_state_version") == state_version(space)
         tables = {}
         for name, sql, schema in [("contacts", CONTACTS_SQL, CONTACT_SCHEMA), *STATE_TABLES]:
             mirrored = connection.sql(f"SELECT * FROM cache.{name}").to_arrow_table()

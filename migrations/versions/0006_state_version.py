@@ -1,4 +1,5 @@
-"""state version: bumped by every transaction that changes scores, stages or marketing state
+"""state version: a new random token from every transaction that changes scores, stages or
+marketing state
 
 Revision ID: 0006
 Revises: 0005
@@ -18,10 +19,10 @@ def upgrade() -> None:
     table = op.create_table(
         "state_version",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("token", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.bulk_insert(table, [{"id": 1, "version": 0}])
+    op.bulk_insert(table, [{"id": 1, "token": "initial"}])
 
 
 def downgrade() -> None:
