@@ -74,46 +74,35 @@ def event_field_sql(name: str) -> str:
     return f"json_extract_string(e.properties, '$.\"{key}\"')"
 
 
-def event_match_sql(match: EventMatch, window: bool = True) -> str:
-    """A boolean over one event row `e` (with its `age` in days) for type, where and, unless
-    `window` is false, within_days."""
+def event_match_sql(match: EventMatch, age: str = "e.age") -> str:
+    """A boolean over one event row `e` for type, where and within_days (on `age`, in days)."""
     parts = [f"e.type = {quote(match.event)}"]
     parts += [value_test_sql(event_field_sql(name), test) for name, test in match.where.items()]
-    if window and match.within_days is not None:
-        parts.append(f"e.age < {quote(match.within_days)}")
+    if match.within_days is not None:
+        parts.append(f"{age} < {quote(match.within_days)}")
     return " AND ".join(parts)
-
-
-def window_boundary_sql(match: EventMatch) -> str | None:
-    """True for a matching event that left the window between `e.age_before` and `e.age`."""
-    if match.within_days is None:
-        return None
-    days = quote(match.within_days)
-    return (
-        f"({event_match_sql(match, window=False)}) AND (e.age < {days}) <> (e.age_before < {days})"
-    )
 
 
 @dataclass
 class Features:
     """What compiled conditions read: event-count aggregates and property names."""
 
-    event_counts: dict[str, str] = field(default_factory=dict)  # column -> match SQL
-    # Predicates over `e` true when an event's part in an aggregate changes between two days
-    # otherwise than by half-life decay (it left a window, or a step decay stepped).
-    boundaries: set[str] = field(default_factory=set)
-    periods: set[float] = field(default_factory=set)  # the windows and steps, in days
+    event_counts: dict[str, EventMatch] = field(default_factory=dict)  # column -> match
+    windows: set[float] = field(default_factory=set)  # within_days of every event match
+    steps: set[float] = field(default_factory=set)  # every_days of every step decay
     properties: set[str] = field(default_factory=set)
     needs_suppression: bool = False
     needs_engagement: bool = False
     needs_stage: bool = False
 
-    def count_column(self, match_sql: str) -> str:
+    def count_column(self, match: EventMatch) -> str:
         for column, existing in self.event_counts.items():
-            if existing == match_sql:
+            if event_match_sql(existing) == event_match_sql(match):
                 return column
         column = f"n_{len(self.event_counts)}"
-        self.event_counts[column] = match_sql
+        self.event_counts[column] = match
+        if match.within_days is not None:
+            self.windows.add(float(match.within_days))
         return column
 
 
@@ -141,10 +130,7 @@ def condition_sql(condition: Condition, features: Features) -> str:
     """A boolean SQL expression over a target row; registers the features it reads."""
     match condition:
         case EventCondition(count=count):
-            if (boundary := window_boundary_sql(condition)) is not None:
-                features.boundaries.add(boundary)
-                features.periods.add(float(condition.within_days))
-            column = f"COALESCE({features.count_column(event_match_sql(condition))}, 0)"
+            column = f"COALESCE({features.count_column(condition)}, 0)"
             return bounds_sql(column, eq=count.eq, gte=count.gte, lte=count.lte)
         case PropertyCondition(property=name, known=known):
             features.properties.add(name)

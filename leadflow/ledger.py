@@ -1,10 +1,13 @@
 """The aggregate ledger: every contact's event aggregates as of the latest day run, kept in the
-run cache (a DuckDB file beside the lake), so that a day re-reads the events of few contacts.
+run cache (a DuckDB file beside the lake), so that a day reads a few days of the lake, not all.
 
-From one day's end to a later one, a contact's aggregates change only by half-life decay (the
-same multiplication for everyone) unless one of its events entered (it occurred in between, or
-its batch is new) or crossed a boundary (it left a rule's window, or a step decay stepped). Those
-contacts are re-aggregated from all their events; the others are decayed. The result is what a
+From one day's end to a later one, an event's part in an aggregate changes only by half-life
+decay (the same multiplication for every contact) unless the event entered (it occurred in
+between, or its batch is new) or crossed a boundary (it left a rule's window, or a step decay
+stepped). Entering events fall on the days in between; crossing ones on the days a window or a
+step length before them. So the ledger is carried forward (sums multiplied where they decay),
+and corrected by the events of those few days of the lake: sums by each event's part now minus
+its part carried, the first/last/newest aggregates by the entering events. The result is what a
 full pass over the lake computes, to floating-point rounding (tested against it).
 
 The ledger is a pure function of the lake and the rules: it is keyed by the aggregate SQL, its
@@ -23,14 +26,15 @@ import pyarrow as pa
 from leadflow.conditions import DAY_SECONDS, quote
 from leadflow.lake import EventLake
 from leadflow.runcache import get_meta, set_meta, transaction
-from leadflow.scoring import CompiledModel, whole_base_events_sql
+from leadflow.scoring import GRAYMAIL_SENDS_ENGAGED, CompiledModel, whole_base_events_sql
 
 LEDGER_TABLE = "cache.aggregates"
+MARGIN_DAYS = 0.01  # reading a day's file too many is harmless; one too few is not
 
 
 def model_key(model: CompiledModel) -> str:
     """What the ledger's rows depend on besides the events: the aggregates and how they age."""
-    text = "\n".join([model.aggregates, repr(sorted(model.decaying.items())), *model.boundaries])
+    text = "\n".join([model.aggregates, *(repr(item) for item in model.sums)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -42,14 +46,17 @@ def _files_by_day(lake: EventLake, batches: set[str]) -> list[tuple[date, Path]]
     return [(lake.file_day(path), path) for path in lake.files(batches)]
 
 
-def _may_cross(day: date, before: datetime, end: datetime, periods: list[float]) -> bool:
-    """Whether an event of UTC `day` may cross a boundary at `period` days of age, or at any
-    whole multiple of a step `period`, between the ends `before` and `end` (with a day's
-    margin: a superset is safe, the predicate decides)."""
+def _may_cross(
+    day: date, before: datetime, end: datetime, windows: list[float], steps: list[float]
+) -> bool:
+    """Whether an event of UTC `day` may leave a window, or pass a whole number of steps of a
+    step decay, between the ends `before` and `end`: the ages crossed are in (low, high]."""
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    low = (before - start).total_seconds() / DAY_SECONDS - 2  # ages crossed: (low, high]
-    high = (end - start).total_seconds() / DAY_SECONDS + 1
-    return any(floor(low / period) < floor(high / period) for period in periods)
+    low = (before - start).total_seconds() / DAY_SECONDS - 1 - MARGIN_DAYS
+    high = (end - start).total_seconds() / DAY_SECONDS + MARGIN_DAYS
+    return any(low < window <= high for window in windows) or any(
+        floor(high / step) >= 1 and floor(high / step) * step > low for step in steps
+    )
 
 
 def aggregates_as_of(
@@ -109,58 +116,104 @@ def _advance(
 ) -> None:
     files = _files_by_day(lake, committed)
     first_day, last_day = previous.date() - timedelta(days=1), end.date() + timedelta(days=1)
-    entering = [
-        path for day, path in files if lake.file_batch(path) in new or first_day <= day <= last_day
-    ]
-    periods = model.boundary_periods
-    crossing = [
+    read = [
         path
         for day, path in files
-        if lake.file_batch(path) not in new and _may_cross(day, previous, end, periods)
+        if lake.file_batch(path) in new
+        or first_day <= day <= last_day
+        or _may_cross(day, previous, end, model.windows, model.steps)
     ]
-    new_batches = ", ".join(quote(batch) for batch in sorted(new)) or "NULL"
-    boundary = " OR ".join(f"({predicate})" for predicate in model.boundaries) or "false"
-    parts = [
-        f"""SELECT email FROM {lake.relation(entering)} ev
-            WHERE ev.occurred_at < {quote(end.isoformat())}::TIMESTAMPTZ
-              AND (ev.batch_id IN ({new_batches})
-                   OR ev.occurred_at >= {quote(previous.isoformat())}::TIMESTAMPTZ)"""
-    ]
-    if crossing and model.boundaries:
-        parts.append(
-            f"""SELECT e.email FROM (
-                    SELECT ev.*, ({_seconds(end)} - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age,
-                           ({_seconds(previous)} - epoch(ev.occurred_at)) / {DAY_SECONDS}
-                               AS age_before
-                    FROM {lake.relation(crossing)} ev
-                    WHERE ev.occurred_at < {quote(previous.isoformat())}::TIMESTAMPTZ) e
-                WHERE {boundary}"""
-        )
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE affected AS SELECT DISTINCT email FROM "
-        f"({' UNION ALL '.join(parts)})"
+    old_batch = (
+        f"ev.batch_id NOT IN ({', '.join(quote(batch) for batch in sorted(new))})"
+        if new
+        else "true"
     )
-    events = whole_base_events_sql(
-        lake.events_sql(committed), end, "ev.email IN (SELECT email FROM affected)"
+    at_end, at_previous = quote(end.isoformat()), quote(previous.isoformat())
+    connection.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ledger_delta AS
+            SELECT e.email, {_delta_sql(model)}
+            FROM (SELECT ev.*,
+                         ({_seconds(end)} - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age,
+                         ({_seconds(previous)} - epoch(ev.occurred_at)) / {DAY_SECONDS}
+                             AS age_before,
+                         ev.occurred_at < {at_end}::TIMESTAMPTZ AS counted,
+                         {old_batch} AND ev.occurred_at < {at_previous}::TIMESTAMPTZ
+                             AS carried
+                  FROM {lake.relation(read)} ev) e
+            WHERE e.counted OR e.carried
+            GROUP BY e.email"""
     )
     elapsed = (end - previous).total_seconds() / DAY_SECONDS
-    decayed = ", ".join(
-        f"{column} * {0.5 ** (elapsed / half_life)!r} AS {column}"
-        for column, half_life in model.decaying.items()
-    )
-    replace = f" REPLACE ({decayed})" if decayed else ""
     connection.execute(
         f"""CREATE OR REPLACE TABLE cache.ledger_next AS
-            SELECT *{replace} FROM {LEDGER_TABLE}
-            WHERE email NOT IN (SELECT email FROM affected)
-            UNION ALL BY NAME
-            SELECT e.email, {model.aggregates} FROM ({events}) e GROUP BY e.email"""
+            SELECT COALESCE(o.email, d.email) AS email, {_merge_sql(model, elapsed)}
+            FROM {LEDGER_TABLE} o FULL OUTER JOIN ledger_delta d ON d.email = o.email"""
     )
-    [(affected,)] = connection.execute("SELECT count(*) FROM affected").fetchall()
+    [(corrected,)] = connection.execute("SELECT count(*) FROM ledger_delta").fetchall()
+    connection.execute("DROP TABLE ledger_delta")
     _commit(
         connection, committed, end, get_meta(connection, "ledger_key"),
-        f"advanced ({affected} contacts re-aggregated)",
+        f"advanced ({corrected} contacts corrected)",
     )  # fmt: skip
+
+
+def _delta_sql(model: CompiledModel) -> str:
+    """Per contact, over the events read: each sum's change (the events' parts now minus their
+    parts carried) and the entering events' first/last/newest."""
+    parts = []
+    for item in model.sums:
+        now = f"e.counted AND ({item.when})"
+        before = f"e.carried AND ({item.when_before or item.when})"
+        parts.append(
+            f"sum(({now})::INTEGER - ({before})::INTEGER) AS "
+            f"{item.matched if item.weight else item.column}"
+        )
+        if item.weight is not None:
+            parts.append(
+                f"sum(COALESCE(CASE WHEN {now} THEN {item.weight} END, 0) - "
+                f"COALESCE(CASE WHEN {before} THEN {item.weight_before} END, 0)) AS {item.column}"
+            )
+    entering = "e.counted AND NOT e.carried"
+    parts += [
+        f"{item.template.format(f'{entering} AND ({item.when})')} AS {item.column}"
+        for item in model.latest
+    ]
+    return ",\n                   ".join(parts)
+
+
+def _merge_sql(model: CompiledModel, elapsed: float) -> str:
+    """The ledger row after the day: `o`, the row carried (sums decayed), corrected by `d`."""
+    parts = []
+    for item in model.sums:
+        if item.weight is None:
+            parts.append(
+                f"(COALESCE(o.{item.column}, 0) + COALESCE(d.{item.column}, 0))::BIGINT "
+                f"AS {item.column}"
+            )
+            continue
+        matched = f"(COALESCE(o.{item.matched}, 0) + COALESCE(d.{item.matched}, 0))::BIGINT"
+        carried = f"o.{item.column}"
+        if item.half_life is not None:
+            carried += f" * {0.5 ** (elapsed / item.half_life)!r}"
+        parts.append(
+            f"CASE WHEN {matched} = 0 THEN NULL ELSE COALESCE({carried}, 0) + "
+            f"COALESCE(d.{item.column}, 0) END AS {item.column}"
+        )
+        parts.append(f"{matched} AS {item.matched}")
+    for item in model.latest:
+        new, old = f"d.{item.column}", f"o.{item.column}"
+        if item.keeps == "newest":
+            merged = (
+                f"list_slice(list_reverse_sort(list_concat(COALESCE({old}, []), {new})), "
+                f"1, {GRAYMAIL_SENDS_ENGAGED})"
+            )
+            parts.append(f"CASE WHEN {new} IS NULL THEN {old} ELSE {merged} END AS {item.column}")
+            continue
+        time = f"{item.by or item.column}"
+        newer = ">" if item.keeps == "last" else "<"
+        replaces = f"d.{time} IS NOT NULL AND (o.{time} IS NULL OR d.{time} {newer} o.{time})"
+        parts.append(f"CASE WHEN {replaces} THEN {new} ELSE {old} END AS {item.column}")
+    return ",\n                   ".join(parts)
 
 
 def _commit(

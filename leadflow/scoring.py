@@ -24,7 +24,6 @@ from leadflow.conditions import (
     property_column,
     quote,
     score_column,
-    window_boundary_sql,
 )
 from leadflow.config import (
     ConditionRule,
@@ -67,22 +66,64 @@ def band_column(score: str) -> str:
     return f'"band_{score}"'
 
 
+@dataclass(frozen=True)
+class Additive:
+    """An aggregate that is a sum over events, `sum(weight) FILTER (WHERE when)` (a count if
+    `weight` is None), with `"n:<column>"` beside it counting the events that matched (so that
+    a sum whose events all left its window is NULL again, as a full pass gives). `when` and
+    `weight` read `e.age`; from one day's end to a later one the sum is carried as is, or
+    multiplied if `half_life` is set (half-life decay), then corrected by the events whose part
+    changed otherwise (`leadflow.ledger`)."""
+
+    column: str
+    when: str
+    weight: str | None = None
+    half_life: float | None = None
+    when_before: str | None = None  # `when` on `e.age_before` (the earlier end)
+    weight_before: str | None = None  # the weight as carried to the later end
+
+    @property
+    def matched(self) -> str:
+        return '"n:' + self.column.strip('"') + '"'
+
+    def full_sql(self) -> str:
+        if self.weight is None:
+            return f"count(*) FILTER (WHERE {self.when}) AS {self.column}"
+        return (
+            f"sum({self.weight}) FILTER (WHERE {self.when}) AS {self.column}, "
+            f"count(*) FILTER (WHERE {self.when}) AS {self.matched}"
+        )
+
+
+@dataclass(frozen=True)
+class Latest:
+    """An aggregate of the events matching `when` that new events can only replace (no window,
+    no decay): the first, the last, or the newest few; `by` names the `first` it goes with."""
+
+    column: str
+    template: str  # the aggregate, `{}` standing for `when`
+    when: str
+    keeps: str  # first | last | newest
+    by: str | None = None
+
+    def full_sql(self) -> str:
+        return f"{self.template.format(self.when)} AS {self.column}"
+
+
 @dataclass
 class CompiledModel:
     """The SQL of a configuration's scores, and what it reads.
 
     `sql` computes everything from the events. It is built from two parts, also used apart by
     the aggregate ledger (`leadflow.ledger`): `aggregates`, the per-contact aggregates of one
-    pass over the events `e`, and `over_aggregates(table)`, the rest of the query over a table
-    of those aggregates. `decaying` names the aggregates that only half-life decay changes
-    from one day to the next (column -> half-life in days); `boundaries` are the predicates
-    over an event `e` (its `age` now and `age_before` on an earlier day) true when its part in
-    an aggregate changed otherwise.
+    pass over the events `e` (`sums` and `latest`, described so that the ledger can carry them
+    from one day to the next), and `over_aggregates(table)`, the rest of the query over a table
+    of those aggregates.
     """
 
     aggregates: str
-    decaying: dict[str, float]
-    boundaries: list[str]
+    sums: list["Additive"]
+    latest: list["Latest"]
     events_cte: str
     group_by: str
     tail: str  # the CTEs after `a`, given `a`
@@ -98,20 +139,24 @@ class CompiledModel:
         )
 
     @property
-    def boundary_periods(self) -> list[float]:
-        return sorted(self.features.periods)
+    def windows(self) -> list[float]:
+        return sorted(self.features.windows)
+
+    @property
+    def steps(self) -> list[float]:
+        return sorted(self.features.steps)
 
     def over_aggregates(self, table: str) -> str:
         """The query with the aggregates read from `table` (one row per email, whole base)."""
         return f"WITH a AS (SELECT * FROM {table}){self.tail}"
 
 
-def decay_sql(decay) -> str:
+def decay_sql(decay, age: str = "e.age") -> str:
     match decay:
         case HalfLifeDecay(half_life_days=h):
-            return f"pow(0.5, e.age / {quote(h)})"
+            return f"pow(0.5, {age} / {quote(h)})"
         case StepDecay(percent=p, every_days=n):
-            return f"pow(1 - {quote(p)} / 100, floor(e.age / {quote(n)}))"
+            return f"pow(1 - {quote(p)} / 100, floor({age} / {quote(n)}))"
     return "1.0"
 
 
@@ -133,8 +178,9 @@ def compile_model(
     rule that holds, else NULL), `suppressed` and `suppression_reason`.
     """
     features = Features()
-    aggregates: list[str] = []
-    decaying: dict[str, float] = {}
+    aggregates: list[str] = []  # explain's
+    sums: list[Additive] = []
+    latest: list[Latest] = []
     capped: list[str] = []  # event rules' contributions, from their raw sums
     score_layers: list[str] = []
     for name in config.scores_in_dependency_order():
@@ -147,19 +193,23 @@ def compile_model(
                 decay = score.decay_of(rule)
                 points = f"{quote(rule.points)} * {decay_sql(decay)}"
                 raw = raw_column(name, index)
-                aggregates.append(f"sum({points}) FILTER (WHERE {match}) AS {raw}")
-                if isinstance(decay, HalfLifeDecay):
-                    decaying[raw] = decay.half_life_days
-                if isinstance(decay, StepDecay):
-                    every = quote(decay.every_days)
-                    features.boundaries.add(
-                        f"({event_match_sql(rule)}) AND "
-                        f"floor(e.age / {every}) <> floor(e.age_before / {every})"
+                half_life = decay.half_life_days if isinstance(decay, HalfLifeDecay) else None
+                # Carried from the earlier end: decayed by multiplication, or as it was then.
+                carried_age = "e.age" if half_life is not None else "e.age_before"
+                sums.append(
+                    Additive(
+                        raw,
+                        match,
+                        points,
+                        half_life,
+                        event_match_sql(rule, age="e.age_before"),
+                        f"{quote(rule.points)} * {decay_sql(decay, carried_age)}",
                     )
-                    features.periods.add(float(decay.every_days))
-                if (boundary := window_boundary_sql(rule)) is not None:
-                    features.boundaries.add(boundary)
-                    features.periods.add(float(rule.within_days))
+                )
+                if isinstance(decay, StepDecay):
+                    features.steps.add(float(decay.every_days))
+                if rule.within_days is not None:
+                    features.windows.add(float(rule.within_days))
                 contribution = f"COALESCE({raw}, 0)"
                 if rule.max_points is not None:
                     cap = quote(rule.max_points)
@@ -189,26 +239,51 @@ def compile_model(
             score_layers.append(f"* REPLACE ({stage_after_sql('stage', 'target_stage')} AS stage)")
         score_layers.append(marketing_sql(config, features))
     for column, match in features.event_counts.items():
-        aggregates.append(f"count(*) FILTER (WHERE {match}) AS {column}")
+        sums.append(
+            Additive(
+                column,
+                event_match_sql(match),
+                when_before=event_match_sql(match, age="e.age_before"),
+            )
+        )
+    newest_first = f"(WHERE {{}}), 1, {GRAYMAIL_SENDS_ENGAGED})"
     if features.needs_suppression:
-        aggregates.append(f"count(*) FILTER (WHERE {SUPPRESSING_EVENT}) > 0 AS suppressed")
-        aggregates.append(
-            f"arg_min({SUPPRESSION_REASON}, e.occurred_at) FILTER (WHERE {SUPPRESSING_EVENT}) "
-            "AS suppression_reason"
+        latest.append(
+            Latest(
+                "suppressed_at", "min(e.occurred_at) FILTER (WHERE {})", SUPPRESSING_EVENT, "first"
+            )
+        )
+        latest.append(
+            Latest(
+                "suppression_reason",
+                f"arg_min({SUPPRESSION_REASON}, e.occurred_at) FILTER (WHERE {{}})",
+                SUPPRESSING_EVENT,
+                "first",
+                by="suppressed_at",
+            )
         )
     if features.needs_engagement:
         # The graymail rule reads the number of sends and the 16 latest (newest first).
-        aggregates.append("count(*) FILTER (WHERE e.type = 'email_sent') AS send_count")
+        sums.append(Additive("send_count", "e.type = 'email_sent'"))
         # (An ordered list, then sliced: DuckDB spills its sort; `max(x, 16)` does not spill.)
-        aggregates.append(
-            "list_slice(list(e.occurred_at ORDER BY e.occurred_at DESC) FILTER "
-            f"(WHERE e.type = 'email_sent'), 1, {GRAYMAIL_SENDS_ENGAGED}) AS latest_sends"
+        latest.append(
+            Latest(
+                "latest_sends",
+                "list_slice(list(e.occurred_at ORDER BY e.occurred_at DESC) FILTER " + newest_first,
+                "e.type = 'email_sent'",
+                "newest",
+            )
         )
-        aggregates.append(
-            "max(e.occurred_at) FILTER (WHERE e.type IN ('email_open', 'email_click')) "
-            "AS last_engaged"
+        latest.append(
+            Latest(
+                "last_engaged",
+                "max(e.occurred_at) FILTER (WHERE {})",
+                "e.type IN ('email_open', 'email_click')",
+                "last",
+            )
         )
-    aggregates.append("count(*) AS events_seen")  # the contact existed: it had events
+    sums.append(Additive("events_seen", "true"))  # the contact existed: it had events
+    aggregates += [item.full_sql() for item in sums] + [item.full_sql() for item in latest]
     aggregate_sql = ",\n               ".join(aggregates)
     property_sql = "".join(
         f",\n               max(p.value) FILTER (WHERE p.name = {quote(name)}) AS "
@@ -225,6 +300,7 @@ def compile_model(
         if features.needs_engagement
         else ""
     )
+    suppressed = ", suppressed_at IS NOT NULL AS suppressed" if features.needs_suppression else ""
     if whole_base_at is None:
         # Any targets, any days: each target is joined with its own events.
         events_cte = f"""
@@ -249,7 +325,8 @@ def compile_model(
         LEFT JOIN a ON {join_on}
         LEFT JOIN p ON p.email = t.email AND p.day = t.day
     ),
-    layer0 AS (SELECT *{unengaged}{"".join(", " + item for item in capped)} FROM joined)"""
+    layer0 AS (SELECT *{unengaged}{suppressed}{"".join(", " + item for item in capped)}
+               FROM joined)"""
     previous = "layer0"
     for index, layer in enumerate(score_layers, start=1):
         select = layer if layer.startswith("* REPLACE") else f"*, {layer}"
@@ -259,8 +336,8 @@ def compile_model(
     tail += f"\n    SELECT * FROM {previous}"
     return CompiledModel(
         aggregate_sql,
-        decaying,
-        sorted(features.boundaries),
+        sums,
+        latest,
         events_cte,
         group_by,
         tail,

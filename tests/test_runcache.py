@@ -65,6 +65,7 @@ def assert_same(incremental: dict[str, dict], full: dict[str, dict], day: date) 
                 )  # fmt: skip
             else:
                 assert other[column] == value, (day, email, column, other[column], value)
+                assert type(other[column]) is type(value), (column, other[column], value)
 
 
 @pytest.fixture
