@@ -225,7 +225,9 @@ def _commit(
 ) -> None:
     """Replace the ledger by `cache.ledger_next` (built in the cache file: a million contacts'
     aggregates need not fit in memory), with its key, end and batches, in one transaction."""
-    connection.register("ledger_batch_ids", pa.table({"batch_id": pa.array(sorted(committed))}))
+    connection.register(
+        "ledger_batch_ids", pa.table({"batch_id": pa.array(sorted(committed), pa.string())})
+    )
     with transaction(connection):
         connection.execute(f"DROP TABLE {LEDGER_TABLE}")
         connection.execute("ALTER TABLE cache.ledger_next RENAME TO aggregates")

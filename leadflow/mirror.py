@@ -174,7 +174,11 @@ def _sync_contacts(
     with transaction(connection):
         _store(connection, "contacts", contacts)
         _store(connection, "properties", history)
-        _store(connection, "contact_batches", pa.table({"batch_id": pa.array(sorted(batches))}))
+        _store(
+            connection,
+            "contact_batches",
+            pa.table({"batch_id": pa.array(sorted(batches), pa.string())}),
+        )
         set_meta(connection, "mirror_contacts_key", repr(names))
     return "read"
 
