@@ -40,6 +40,7 @@ CONTACT_SCHEMA = pa.schema(
 )
 CONTACTS_SQL = """SELECT id, email, CAST(created_at AS TEXT), creation_source, integration,
                          initial_marketing_status, initial_stage FROM contact"""
+PARSED_HISTORY = "email, name, value, valid_from::TIMESTAMPTZ AS valid_from"
 STAGE_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])
 MARKETING_SCHEMA = pa.schema(
     [
@@ -95,7 +96,7 @@ class DayInputs:
 
     state: pa.Table  # `marketing.read_state`'s columns
     stages: pa.Table  # `lifecycle.current_stages`'s columns
-    properties: pa.Table  # the history of the properties the rules read
+    properties: pa.Table  # the history of the properties the rules read (times parsed)
     scores: pa.Table  # the stored scores
     reads: dict[str, str]  # part -> how it was had: mirror | appended | read
 
@@ -127,15 +128,17 @@ def day_inputs(
     return DayInputs(
         state.cast(STATE_SCHEMA),
         stages.cast(STAGE_SCHEMA),
-        connection.sql("SELECT * FROM cache.properties").to_arrow_table().cast(PROPERTY_SCHEMA),
+        connection.sql("SELECT * FROM cache.properties").to_arrow_table(),
         connection.sql("SELECT * FROM cache.scores").to_arrow_table().cast(STORED_SCHEMA),
         reads,
     )
 
 
-def _store(connection: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
+def _store(
+    connection: duckdb.DuckDBPyConnection, name: str, rows: pa.Table, columns: str = "*"
+) -> None:
     connection.register("mirror_rows", rows)
-    connection.execute(f"CREATE OR REPLACE TABLE cache.{name} AS SELECT * FROM mirror_rows")
+    connection.execute(f"CREATE OR REPLACE TABLE cache.{name} AS SELECT {columns} FROM mirror_rows")
     connection.unregister("mirror_rows")
 
 
@@ -173,7 +176,8 @@ def _sync_contacts(
     history = read_arrow(workspace.engine, history_sql, PROPERTY_SCHEMA)
     with transaction(connection):
         _store(connection, "contacts", contacts)
-        _store(connection, "properties", history)
+        # Times parsed once here, not by every day's query.
+        _store(connection, "properties", history, PARSED_HISTORY)
         _store(
             connection,
             "contact_batches",

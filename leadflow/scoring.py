@@ -476,7 +476,8 @@ def prepare_inputs(
     stages: pa.Table | None = None,
 ) -> None:
     """Register `targets(email, day, as_of_end, stage)` and `props(email, day, name, value)`;
-    `stages(email, stage)`, when given, is where each contact stands (for stage conditions)."""
+    `stages(email, stage)`, when given, is where each contact stands (for stage conditions).
+    `property_history`'s `valid_from` is text (PROPERTY_SCHEMA) or already a timestamp."""
     connection.register("targets_arrow", targets)
     connection.register(
         "stages_arrow", stages if stages is not None else STAGES_SCHEMA.empty_table()
