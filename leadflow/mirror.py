@@ -27,17 +27,9 @@ from leadflow.scores import STORED_SCHEMA
 from leadflow.scoring import PROPERTY_SCHEMA
 from leadflow.workspace import Workspace
 
-CONTACT_SCHEMA = pa.schema(
-    [
-        ("contact_id", pa.int64()),
-        ("email", pa.string()),
-        ("created_at", pa.string()),
-        ("creation_source", pa.string()),
-        ("integration", pa.string()),
-        ("initial_status", pa.string()),
-        ("initial_stage", pa.string()),
-    ]
-)
+# The contact's own columns of `read_state` (id, email, created_at, source, integration,
+# initial status), and its initial stage.
+CONTACT_SCHEMA = pa.schema([*STATE_SCHEMA][:6] + [pa.field("initial_stage", pa.string())])
 CONTACTS_SQL = """SELECT id, email, CAST(created_at AS TEXT), creation_source, integration,
                          initial_marketing_status, initial_stage FROM contact"""
 PARSED_HISTORY = "email, name, value, valid_from::TIMESTAMPTZ AS valid_from"
