@@ -28,6 +28,7 @@ from pathlib import Path
 from warm_prefect import (
     Timers,
     copy_state,
+    ingest_prepared,
     leadflow_env,
     prefect_server,
     timed,
@@ -36,7 +37,6 @@ from warm_prefect import (
 
 from leadflow.config import load_config
 from leadflow.db import make_engine, upgrade
-from leadflow.ingest import ingest_file
 from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
 from leadflow.workspace import Workspace
@@ -74,16 +74,8 @@ def prepare(data: Path, state: Path, contacts: int, days: int, end: date) -> Non
         expectations_dir=PROJECT_ROOT / "expectations",
         rejects_dir=state / "rejects",
     )
-    started = time.perf_counter()
     files = [data / "contacts.csv", data / "hubspot-contacts.csv"]
-    for path in [*files, *sorted((data / "events").glob("events*"))]:
-        result = ingest_file(space, path)
-        print(
-            f"  ingested {path.name}: {result.rows_loaded} rows "
-            f"({time.perf_counter() - started:.0f} s)",
-            flush=True,
-        )
-    (state / "ready").touch()
+    ingest_prepared(space, [*files, *sorted((data / "events").glob("events*"))], state / "ready")
 
 
 def percentile(values: list[float], fraction: float) -> float:

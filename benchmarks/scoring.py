@@ -20,9 +20,10 @@ import time
 from datetime import date
 from pathlib import Path
 
+from warm_prefect import ingest_prepared
+
 from leadflow.config import load_config
 from leadflow.db import make_engine, upgrade
-from leadflow.ingest import ingest_file
 from leadflow.lake import EventLake, duckdb_connection
 from leadflow.scores import read_contacts, score_day
 from leadflow.scoring import (
@@ -113,15 +114,9 @@ def prepare(data: Path, state: Path, contacts: int, days: int) -> None:
     if (state / "ready").exists():
         return
     space = workspace(state)
-    started = time.perf_counter()
-    for path in [data / "contacts.csv", *sorted((data / "events").glob("events*"))]:
-        result = ingest_file(space, path)
-        print(
-            f"  ingested {path.name}: {result.rows_loaded} rows "
-            f"({time.perf_counter() - started:.0f} s)",
-            flush=True,
-        )
-    (state / "ready").touch()
+    ingest_prepared(
+        space, [data / "contacts.csv", *sorted((data / "events").glob("events*"))], state / "ready"
+    )
 
 
 def timed(label: str, function):

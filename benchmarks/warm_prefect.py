@@ -1,4 +1,4 @@
-"""Helpers shared by the flow benchmarks (`daily.py`, `backfill.py`): a warm Prefect server,
+"""Helpers shared by the benchmarks: a warm Prefect server, the ingest of a prepared data set,
 a hard-linked copy of a prepared state, and timers hung on module attributes.
 
 Not a benchmark itself. `prefect_server()` must run before anything imports `prefect`: the
@@ -103,6 +103,21 @@ def warm_up() -> float:
     warm_up_flow()
     warm_up_flow()
     return time.perf_counter() - started
+
+
+def ingest_prepared(space, paths: list[Path], ready: Path) -> None:
+    """Ingest a data set's files into `space`, printing progress, then mark it `ready`."""
+    from leadflow.ingest import ingest_file
+
+    started = time.perf_counter()
+    for path in paths:
+        result = ingest_file(space, path)
+        print(
+            f"  ingested {path.name}: {result.rows_loaded} rows "
+            f"({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    ready.touch()
 
 
 def copy_state(prepared: Path, work: Path, clear: bool = True) -> None:

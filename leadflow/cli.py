@@ -1,6 +1,7 @@
 """The `leadflow` command line: the contract the acceptance tests use (SPEC §7)."""
 
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
@@ -93,6 +94,15 @@ def results_table(title: str, results: list[dict]) -> Table:
             str(item["contacts_created"]),
         )
     return table
+
+
+def progress_callback(progress: Progress, bar, verb: str) -> Callable[[object, int, int], None]:
+    """A listener `(what, done, total)` that moves `bar` and says `<verb> <what>`."""
+
+    def update(what: object, done: int, total: int) -> None:
+        progress.update(bar, completed=done, total=total, description=f"{verb} {what}")
+
+    return update
 
 
 @app.command()
@@ -193,9 +203,7 @@ def backfill(
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task("backfill", total=None)
 
-        def advance(day, done: int, planned: int) -> None:
-            progress.update(bar, completed=done, total=planned, description=f"backfill {day}")
-
+        advance = progress_callback(progress, bar, "backfill")
         day_listeners.append(advance)
         try:
             with reported():
@@ -508,9 +516,7 @@ def generate(
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"generating {contacts} contacts over {days} days", total=None)
 
-        def advance(what: str, done: int, total: int) -> None:
-            progress.update(bar, completed=done, total=total, description=f"generated {what}")
-
+        advance = progress_callback(progress, bar, "generated")
         dataset = generate_demo_data(
             out,
             contacts=contacts,
@@ -543,11 +549,8 @@ def demo(
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task("demo: generating the sample data", total=None)
 
-        def generated(what: str, done: int, total: int) -> None:
-            progress.update(bar, completed=done, total=total, description=f"generated {what}")
-
-        def ran(day, done: int, planned: int) -> None:
-            progress.update(bar, completed=done, total=planned, description=f"ran {day}")
+        generated = progress_callback(progress, bar, "generated")
+        ran = progress_callback(progress, bar, "ran")
 
         generation_listeners.append(generated)
         day_listeners.append(ran)

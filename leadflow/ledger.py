@@ -229,7 +229,7 @@ def _commit(
         "ledger_batch_ids", pa.table({"batch_id": pa.array(sorted(committed), pa.string())})
     )
     with transaction(connection):
-        connection.execute(f"DROP TABLE {LEDGER_TABLE}")
+        connection.execute(f"DROP TABLE IF EXISTS {LEDGER_TABLE}")
         connection.execute("ALTER TABLE cache.ledger_next RENAME TO aggregates")
         connection.execute("DELETE FROM cache.ledger_batches")
         connection.execute("INSERT INTO cache.ledger_batches SELECT * FROM ledger_batch_ids")

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from leadflow.conditions import quote
 from leadflow.db import read_arrow
+from leadflow.lifecycle import CURRENT_SCHEMA
 from leadflow.marketing import OPEN_STATES, STATE_SCHEMA, renewal_after
 from leadflow.runcache import get_meta, set_meta, transaction
 from leadflow.scores import STORED_SCHEMA
@@ -33,26 +34,9 @@ CONTACT_SCHEMA = pa.schema([*STATE_SCHEMA][:6] + [pa.field("initial_stage", pa.s
 CONTACTS_SQL = """SELECT id, email, CAST(created_at AS TEXT), creation_source, integration,
                          initial_marketing_status, initial_stage FROM contact"""
 PARSED_HISTORY = "email, name, value, valid_from::TIMESTAMPTZ AS valid_from"
-STAGE_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])
-MARKETING_SCHEMA = pa.schema(
-    [
-        ("contact_id", pa.int64()),
-        ("status", pa.string()),
-        ("status_rule", pa.string()),
-        ("status_day", pa.string()),
-        ("suppressed", pa.int64()),
-        ("suppressed_day", pa.string()),
-    ]
-)
-DEMOTION_SCHEMA = pa.schema(
-    [
-        ("contact_id", pa.int64()),
-        ("demotion_id", pa.int64()),
-        ("demotion_state", pa.string()),
-        ("demotion_rule", pa.string()),
-        ("demotion_renewal", pa.string()),
-    ]
-)
+# The marketing state and the open demotion of `read_state`, each with its contact id.
+MARKETING_SCHEMA = pa.schema([STATE_SCHEMA.field("contact_id"), *[*STATE_SCHEMA][6:11]])
+DEMOTION_SCHEMA = pa.schema([STATE_SCHEMA.field("contact_id"), *[*STATE_SCHEMA][11:]])
 # What the state store holds, read whole: (mirror table, query, schema).
 STATE_TABLES = [
     (
@@ -60,7 +44,7 @@ STATE_TABLES = [
         "SELECT contact_id, score, value, band, model_version FROM contact_score",
         STORED_SCHEMA,
     ),
-    ("stages", "SELECT contact_id, stage FROM contact_stage", STAGE_SCHEMA),
+    ("stages", "SELECT contact_id, stage FROM contact_stage", CURRENT_SCHEMA),
     (
         "marketing",
         """SELECT contact_id, status, status_rule, CAST(status_day AS TEXT),
@@ -109,8 +93,7 @@ def day_inputs(
                   d.demotion_renewal
            FROM cache.contacts c
            LEFT JOIN cache.marketing m USING (contact_id)
-           LEFT JOIN cache.demotions d USING (contact_id)
-           ORDER BY c.contact_id"""
+           LEFT JOIN cache.demotions d USING (contact_id)"""
     ).to_arrow_table()
     stages = connection.sql(
         """SELECT c.contact_id, COALESCE(s.stage, c.initial_stage) AS stage
@@ -119,7 +102,7 @@ def day_inputs(
     ).to_arrow_table()
     return DayInputs(
         state.cast(STATE_SCHEMA),
-        stages.cast(STAGE_SCHEMA),
+        stages.cast(CURRENT_SCHEMA),
         connection.sql("SELECT * FROM cache.properties").to_arrow_table(),
         connection.sql("SELECT * FROM cache.scores").to_arrow_table().cast(STORED_SCHEMA),
         reads,
@@ -211,7 +194,7 @@ def _sync_state(connection: duckdb.DuckDBPyConnection, workspace: Workspace) -> 
 
 
 def record_day(
-    connection: duckdb.DuckDBPyConnection, workspace: Workspace, day: date, version: str
+    connection: duckdb.DuckDBPyConnection, workspace: Workspace, day: date, model_version: str
 ) -> None:
     """Fold a day run's own changes into the mirror: `changed_scores` (score_step), `moves`
     (lifecycle_step), `decided` (marketing_step) and the demotions the day opened, then record
@@ -257,18 +240,18 @@ def record_day(
     with workspace.engine.connect() as db:
         after = db.execute(text("SELECT token FROM state_version")).scalar_one()
     with transaction(connection):
-        _fold_day(connection, version, after)
+        _fold_day(connection, model_version, after)
     connection.unregister("opened_demotions")
 
 
-def _fold_day(connection: duckdb.DuckDBPyConnection, version: str, after: str) -> None:
+def _fold_day(connection: duckdb.DuckDBPyConnection, model_version: str, after: str) -> None:
     connection.execute(
         """DELETE FROM cache.scores s USING changed_scores c
            WHERE s.contact_id = c.contact_id AND s.score = c.score"""
     )
     connection.execute(
         "INSERT INTO cache.scores SELECT contact_id, score, value, band, ? FROM changed_scores",
-        [version],
+        [model_version],
     )
     connection.execute("DELETE FROM cache.stages s USING moves m WHERE s.contact_id = m.contact_id")
     connection.execute("INSERT INTO cache.stages SELECT contact_id, to_stage FROM moves")

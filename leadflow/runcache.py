@@ -16,7 +16,6 @@ import duckdb
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS cache.meta (name VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS cache.ledger_batches (batch_id VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS cache.aggregates (email VARCHAR)",
 ]
 
 

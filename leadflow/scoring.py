@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from leadflow.conditions import (
     DAY_SECONDS,
@@ -424,28 +424,15 @@ def band_sql(config: LeadflowConfig, name: str) -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
-# The whole base's property history, kept between the days of a run: it changes only when a
-# contacts batch is ingested, which the key (the count of contacts batches) notices.
-_properties_cache: dict[tuple, pa.Table] = {}
-
-
 def load_properties(engine: Engine, names: set[str], email: str | None) -> pa.Table:
-    """The history of the named contact properties, of one contact or of everyone."""
+    """The history of the named contact properties, of one contact or of everyone (day runs
+    read it from the run cache's mirror instead)."""
     if not names:
         return PROPERTY_SCHEMA.empty_table()
     where = f"h.name IN ({', '.join(quote(name) for name in sorted(names))})"
     if email is not None:
         where += f" AND c.email = {quote(email)}"
-        return _read_properties(engine, where)
-    with engine.connect() as connection:
-        batches = connection.execute(
-            text("SELECT count(*) FROM ingest_batch WHERE kind = 'contacts'")
-        ).scalar_one()
-    key = (engine.url.render_as_string(hide_password=False), tuple(sorted(names)), batches)
-    if key not in _properties_cache:
-        _properties_cache.clear()
-        _properties_cache[key] = _read_properties(engine, where)
-    return _properties_cache[key]
+    return _read_properties(engine, where)
 
 
 def _read_properties(engine: Engine, where: str) -> pa.Table:
