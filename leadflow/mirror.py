@@ -72,8 +72,8 @@ class DayInputs:
 
     state: pa.Table  # `marketing.read_state`'s columns
     stages: pa.Table  # `lifecycle.current_stages`'s columns
-    properties: pa.Table  # the history of the properties the rules read (times parsed)
-    scores: pa.Table  # the stored scores
+    properties: str  # the relation of the history of the properties the rules read
+    scores: str  # the relation of the stored scores (in the mirror: read in place, not copied)
     reads: dict[str, str]  # part -> how it was had: mirror | appended | read
 
 
@@ -103,8 +103,8 @@ def day_inputs(
     return DayInputs(
         state.cast(STATE_SCHEMA),
         stages.cast(CURRENT_SCHEMA),
-        connection.sql("SELECT * FROM cache.properties").to_arrow_table(),
-        connection.sql("SELECT * FROM cache.scores").to_arrow_table().cast(STORED_SCHEMA),
+        "cache.properties",
+        "cache.scores",
         reads,
     )
 

@@ -82,7 +82,7 @@ def scored_relation(
     marketing: bool = False,
     stages: pa.Table | None = None,
     ledger: bool = False,
-    properties: pa.Table | None = None,
+    properties: pa.Table | str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
     `days` and their properties (`properties`: the history, if already read), and return the
@@ -116,10 +116,10 @@ def scored_relation(
     return compute_scores(connection, workspace.config, model, sql)
 
 
-def _long_scores_sql(workspace: Workspace, relation: str) -> str:
-    """One row per (email, day, score): value rounded to DECIMALS, band."""
+def _long_scores_sql(workspace: Workspace, relation: str, keys: str = "email, day") -> str:
+    """One row per (keys, score): value rounded to DECIMALS, band."""
     parts = [
-        f"SELECT email, day, '{name}' AS score, round(\"score:{name}\", {DECIMALS}) AS value, "
+        f"SELECT {keys}, '{name}' AS score, round(\"score:{name}\", {DECIMALS}) AS value, "
         f"{band_column(name)} AS band FROM {relation}"
         for name in workspace.config.scores
     ]
@@ -165,7 +165,7 @@ def prepare_day(
     lifecycle: bool = False,
     marketing: bool = False,
     ledger: bool = False,
-    properties: pa.Table | None = None,
+    properties: pa.Table | str | None = None,
 ) -> None:
     """Materialise `day_scored` (every contact that existed on `day`: scores, bands, and with
     the flags the lifecycle target and marketing conditions) and register `contacts(contact_id,
@@ -202,25 +202,29 @@ def prepare_day(
 
 
 def _compare_with_stored(
-    workspace: Workspace, connection: duckdb.DuckDBPyConnection, stored: pa.Table | None = None
-) -> None:
-    """Tables `new_scores(email, day, score, value, band)` from `day_scored`, and
-    `stored(contact_id, email, score, value, band)`: what the state store has (`stored` if
-    already read)."""
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE new_scores AS {_long_scores_sql(workspace, 'day_scored')}"
-    )
+    workspace: Workspace, connection: duckdb.DuckDBPyConnection, stored: str | None = None
+) -> str:
+    """Table `score_diff(contact_id, email, score, value, band, old_value, old_band,
+    old_version)`: each score of `day_scored` beside the one the state store has. `stored`
+    names a relation of the stored scores (STORED_SCHEMA) already at hand, such as the run
+    cache's mirror; without it they are read. Returns the relation of the stored scores."""
     if stored is None:
-        stored = read_arrow(
-            workspace.engine,
-            "SELECT contact_id, score, value, band, model_version FROM contact_score",
-            STORED_SCHEMA,
+        connection.register(
+            "stored_scores",
+            read_arrow(
+                workspace.engine,
+                "SELECT contact_id, score, value, band, model_version FROM contact_score",
+                STORED_SCHEMA,
+            ),
         )
-    connection.register("stored_scores", stored)
+        stored = "stored_scores"
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE stored AS "
-        "SELECT s.*, c.email FROM stored_scores s JOIN contacts c USING (contact_id)"
+        f"""CREATE OR REPLACE TEMP TABLE score_diff AS
+            SELECT n.*, s.value AS old_value, s.band AS old_band, s.model_version AS old_version
+            FROM ({_long_scores_sql(workspace, "day_scored", "contact_id, email")}) n
+            LEFT JOIN {stored} s USING (contact_id, score)"""
     )
+    return stored
 
 
 def score_day(workspace: Workspace, day: date) -> ScoringSummary:
@@ -236,10 +240,10 @@ def score_step(
     connection: duckdb.DuckDBPyConnection,
     day: date,
     started: datetime,
-    stored: pa.Table | None = None,
+    stored: str | None = None,
 ) -> ScoringSummary:
     """The scoring step over a prepared day (`prepare_day`): write back what changed (left in
-    `changed_scores`). `stored`: the stored scores, if already read."""
+    `changed_scores`). `stored`: a relation of the stored scores, if at hand."""
     version = workspace.config.model_version
     with session_scope(workspace.engine) as session:
         last_version = session.exec(
@@ -247,31 +251,25 @@ def score_step(
         ).first()
     model_changed = last_version is not None and last_version != version
     _compare_with_stored(workspace, connection, stored)
+    # In primary-key order: the write-back then walks the score table's pages in order.
     changed = connection.sql(
-        """SELECT c.contact_id, n.score, n.value, n.band, s.band AS old_band
-           FROM new_scores n JOIN contacts c USING (email)
-           LEFT JOIN stored s USING (email, score)
-           WHERE s.value IS NULL OR s.value <> n.value OR s.band IS DISTINCT FROM n.band
-              OR s.model_version <> $version""",
+        """SELECT contact_id, email, score, value, band, old_value, old_band FROM score_diff
+           WHERE old_value IS NULL OR old_value <> value OR old_band IS DISTINCT FROM band
+              OR old_version <> $version
+           ORDER BY contact_id, score""",
         params={"version": version},
     ).to_arrow_table()
     connection.register("changed_scores", changed)
-    [(contacts,)] = connection.execute("SELECT count(*) FROM contacts").fetchall()
-    bands = {
-        name: dict(
-            connection.execute(
-                "SELECT COALESCE(band, '-'), count(*) FROM new_scores WHERE score = $1 "
-                "GROUP BY 1 ORDER BY 1",
-                [name],
-            ).fetchall()
-        )
-        for name in workspace.config.scores
-    }
+    [(contacts,)] = connection.execute("SELECT count(*) FROM day_scored").fetchall()
+    bands: dict[str, dict[str, int]] = {name: {} for name in workspace.config.scores}
+    for name, band, count in connection.execute(
+        "SELECT score, COALESCE(band, '-'), count(*) FROM score_diff GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall():
+        bands[name][band] = count
     movers = connection.execute(
-        f"""SELECT n.email, n.score, s.value, n.value FROM new_scores n
-            LEFT JOIN stored s USING (email, score)
-            WHERE s.value IS NOT NULL AND s.value <> n.value
-            ORDER BY abs(n.value - s.value) DESC, n.email LIMIT {TOP_MOVERS}"""
+        f"""SELECT email, score, old_value, value FROM changed_scores
+            WHERE old_value <> value
+            ORDER BY abs(value - old_value) DESC, email LIMIT {TOP_MOVERS}"""
     ).fetchall()
     computed = datetime.now(UTC)
     band_changes = _write_back(workspace, changed, day, version)
@@ -451,23 +449,22 @@ def rescore_impact(workspace: Workspace, day: date, movers: int = 10) -> Rescore
     """What rescoring as of `day` with the current rules would change; writes nothing."""
     with duckdb_connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace))
-        _compare_with_stored(workspace, connection)
+        stored = _compare_with_stored(workspace, connection)
         bands = connection.execute(
-            """SELECT score, band, sum(now)::INT, sum(after)::INT FROM (
-                   SELECT score, COALESCE(band, '-') AS band, 1 AS now, 0 AS after FROM stored
-                   UNION ALL
-                   SELECT score, COALESCE(band, '-'), 0, 1 FROM new_scores)
-               GROUP BY 1, 2 ORDER BY 1, 2"""
+            f"""SELECT score, band, sum(now)::INT, sum(after)::INT FROM (
+                    SELECT score, COALESCE(band, '-') AS band, 1 AS now, 0 AS after
+                    FROM {stored} SEMI JOIN contacts USING (contact_id)
+                    UNION ALL
+                    SELECT score, COALESCE(band, '-'), 0, 1 FROM score_diff)
+                GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall()
         top = connection.execute(
-            f"""SELECT n.email, n.score, COALESCE(s.value, 0), n.value,
-                       n.value - COALESCE(s.value, 0) AS change
-                FROM new_scores n LEFT JOIN stored s USING (email, score)
-                ORDER BY abs(change) DESC, n.email LIMIT {int(movers)}"""
+            f"""SELECT email, score, COALESCE(old_value, 0), value,
+                       value - COALESCE(old_value, 0) AS change
+                FROM score_diff ORDER BY abs(change) DESC, email LIMIT {int(movers)}"""
         ).fetchall()
         changes = connection.execute(
-            """SELECT count(DISTINCT n.email) FROM new_scores n
-               LEFT JOIN stored s USING (email, score)
-               WHERE s.band IS DISTINCT FROM n.band"""
+            """SELECT count(DISTINCT email) FROM score_diff
+               WHERE old_band IS DISTINCT FROM band"""
         ).fetchone()[0]
     return RescoreImpact(bands, top, changes)

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine
 
 from leadflow.conditions import (
@@ -459,12 +460,13 @@ def prepare_inputs(
     connection: duckdb.DuckDBPyConnection,
     config: LeadflowConfig,
     targets: pa.Table,
-    property_history: pa.Table,
+    property_history: pa.Table | str,
     stages: pa.Table | None = None,
 ) -> None:
     """Register `targets(email, day, as_of_end, stage)` and `props(email, day, name, value)`;
     `stages(email, stage)`, when given, is where each contact stands (for stage conditions).
-    `property_history`'s `valid_from` is text (PROPERTY_SCHEMA) or already a timestamp."""
+    `property_history` (a table, or the name of a relation such as the run cache's mirror) has
+    PROPERTY_SCHEMA's columns, `valid_from` as text or already a timestamp."""
     connection.register("targets_arrow", targets)
     connection.register(
         "stages_arrow", stages if stages is not None else STAGES_SCHEMA.empty_table()
@@ -474,12 +476,25 @@ def prepare_inputs(
         "SELECT t.email, t.day, t.as_of_end::TIMESTAMPTZ AS as_of_end, s.stage "
         "FROM targets_arrow t LEFT JOIN stages_arrow s USING (email)"
     )
-    connection.register("property_history", property_history)
+    if not isinstance(property_history, str):
+        connection.register("property_history", property_history)
+        property_history = "property_history"
     # A property as it was at as_of_end: the newest value set strictly before it.
+    ends = pc.unique(targets.column("as_of_end"))
+    if len(ends) == 1:  # one day (the daily run): no join with the targets; extra rows unread
+        connection.execute(
+            f"""CREATE OR REPLACE TEMP TABLE props AS
+               SELECT h.email, $day AS day, h.name,
+                      arg_max(h.value, h.valid_from::TIMESTAMPTZ) AS value
+               FROM {property_history} h WHERE h.valid_from::TIMESTAMPTZ < $end
+               GROUP BY h.email, h.name""",
+            {"day": targets.column("day")[0].as_py(), "end": ends[0].as_py()},
+        )
+        return
     connection.execute(
-        """CREATE OR REPLACE TEMP TABLE props AS
+        f"""CREATE OR REPLACE TEMP TABLE props AS
            SELECT t.email, t.day, h.name, arg_max(h.value, h.valid_from::TIMESTAMPTZ) AS value
-           FROM targets t JOIN property_history h
+           FROM targets t JOIN {property_history} h
              ON h.email = t.email AND h.valid_from::TIMESTAMPTZ < t.as_of_end
            GROUP BY t.email, t.day, h.name"""
     )

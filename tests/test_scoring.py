@@ -198,6 +198,12 @@ def test_properties_as_of_the_day_and_scores_reading_scores(space, tmp_path):
     assert today["j@example.com"]["fit"] == 5 + 1  # phone, engagement 60 >= 50; FR
     assert today["k@example.com"]["fit"] == -100 + 2
     assert scores(space, date(2026, 7, 10))["j@example.com"]["fit"] == 5 - 100 + 1
+    # Properties as of each day: the one-day path (no join with the targets) and the many-day
+    # path of `history` agree on the days around the change.
+    path = history(space, "j@example.com", date(2026, 7, 8), date(2026, 7, 11)).to_pylist()
+    fit = {row["day"]: row["value"] for row in path if row["score"] == "fit"}
+    assert fit == {day: scores(space, day)["j@example.com"]["fit"] for day in fit}
+    assert fit[date(2026, 7, 9)] != fit[date(2026, 7, 10)]
 
 
 def test_explain_sums_to_the_score(space, tmp_path):
