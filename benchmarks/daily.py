@@ -18,7 +18,7 @@ that day: the day before was run), score, lifecycle and marketing, report. The d
 (same local times of day in the account zone) with new event ids: new events of existing
 contacts, in the mean day's volume and mix (the generator's days are either a campaign send of
 ~340k events or a quiet day of 5-20k; --source-day replays one of them whole). Reported: the flow's
-wall time, its parts (ingest sub-flow, the day task and the steps `run_day` times, the report
+wall time, its parts (ingest of the inbox, the day task and the steps `run_day` times, the report
 task), and this process's peak RSS.
 """
 
@@ -189,7 +189,7 @@ def main() -> None:
         shutil.copy2(events, inbox / events.name)
 
         timers = Timers()
-        timers.wrap(flows.daily, "ingest_flow", "ingest sub-flow")
+        timers.wrap(flows.daily, "ingest_files", "ingest")
         timers.wrap(tasks.ingest, "ingest_file", "ingest_file")
         timers.wrap(flows.daily, "plan_daily", "plan")
         timers.wrap(flows.days, "run_day_task", "day task")
@@ -213,7 +213,7 @@ def main() -> None:
         f"{ingested['rows_quarantined']} quarantined"
     )
     print(
-        f"  ingest sub-flow {timers.total('ingest sub-flow'):.2f} s "
+        f"  ingest {timers.total('ingest'):.2f} s "
         f"(ingest_file {timers.total('ingest_file'):.2f} s), plan {timers.total('plan'):.2f} s, "
         f"day task {timers.total('day task'):.2f} s, report task "
         f"{timers.total('report task'):.2f} s"
@@ -228,7 +228,7 @@ def main() -> None:
             f"moves, {marketing['new_contacts']} new marketing statuses, "
             f"{marketing['promoted']} promoted, {marketing['suppressed']} suppressed"
         )
-    parts = sum(timers.total(label) for label in ("ingest sub-flow", "plan", "day task"))
+    parts = sum(timers.total(label) for label in ("ingest", "plan", "day task"))
     parts += timers.total("report task")
     print(f"  rest of the flow (Prefect, lock, settings): {wall - parts:.2f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

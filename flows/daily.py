@@ -7,7 +7,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.days import run_plan
-from flows.ingest import ingest_flow
+from flows.ingest import ingest_files
 from leadflow.guard import state_lock
 from leadflow.inbox import file_away, pending_files
 from leadflow.pipeline import plan_daily
@@ -23,7 +23,7 @@ def ingest_inbox(inbox: Path) -> list[dict]:
     if not files:
         get_run_logger().info("inbox %s: no new file", inbox)
         return []
-    results = ingest_flow(files)
+    results = ingest_files(files)
     for path, result in zip(files, results, strict=True):
         result["filed_to"] = str(file_away(path, result["status"]))
     return results

@@ -7,7 +7,7 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows.days import run_plan
-from flows.ingest import ingest_flow
+from flows.ingest import ingest_files
 from leadflow.demo_data import DemoDataset, generate_demo_data
 from leadflow.guard import state_lock
 from leadflow.pipeline import plan_daily
@@ -44,7 +44,7 @@ def demo_flow(out_dir: Path, contacts: int = 2000, days: int = 365, seed: int = 
             *dataset.event_files,
             dataset.rejected_file,
         ]
-        ingested = ingest_flow(files)
+        ingested = ingest_files(files)
         day = yesterday(space)
         plan = plan_daily(space, day)
         ran = run_plan(space, plan)

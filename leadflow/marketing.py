@@ -540,15 +540,16 @@ DEMOTION_QUEUE_SCHEMA = pa.schema(
 )
 
 
-def demotion_queue(workspace: Workspace) -> pa.Table:
-    """The open demotions, soonest renewal first."""
+def demotion_queue(workspace: Workspace, limit: int | None = None) -> pa.Table:
+    """The open demotions, soonest renewal first (the first `limit` of them)."""
     return read_arrow(
         workspace.engine,
         f"""SELECT c.email, d.state, d.rule, CAST(d.opened_day AS TEXT),
                    CAST(d.renewal_date AS TEXT)
             FROM demotion d JOIN contact c ON c.id = d.contact_id
             WHERE d.state IN {OPEN_STATES}
-            ORDER BY d.renewal_date, d.opened_day, c.email""",
+            ORDER BY d.renewal_date, d.opened_day, c.email
+            {"" if limit is None else f"LIMIT {int(limit)}"}""",
         DEMOTION_QUEUE_SCHEMA,
     )
 

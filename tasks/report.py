@@ -106,12 +106,12 @@ def report_task(title: str, plan: str, ingested: list[dict], days: list[dict]) -
         markdown=tier_markdown(last["marketing"]["tier"]),
         description=f"Tier use after {last['day']}",
     )
-    queue = demotion_queue(space)
+    tier = last["marketing"]["tier"]
     create_table_artifact(
         key="demotion-queue",
-        table=queue.slice(0, QUEUE_ROWS_SHOWN).to_pylist()
+        table=demotion_queue(space, QUEUE_ROWS_SHOWN).to_pylist()
         or [{"email": "-", "state": "-", "rule": "-"}],
-        description=f"{queue.num_rows} open demotions after {last['day']} "
-        f"(first {QUEUE_ROWS_SHOWN} shown)",
+        description=f"{tier['queued_demotions'] + tier['scheduled_demotions']} open demotions "
+        f"after {last['day']} (first {QUEUE_ROWS_SHOWN} shown)",
     )
     return summary

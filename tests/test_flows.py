@@ -1,5 +1,6 @@
 """Flows on a real Prefect server (the session-scoped test harness)."""
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,11 +29,13 @@ from leadflow.demo_data import generate_demo_data
 from leadflow.deployments import runner_deployments
 from leadflow.exports import contacts_as_of
 from leadflow.ingest import BatchRejected
+from leadflow.marketing import demotion_queue
 from leadflow.scores import scores_as_of
 from leadflow.settings import PROJECT_ROOT, get_settings
 from leadflow.workspace import Workspace
 from models import Contact, QuarantinedRow
 from tasks.ingest import retry_on_io_error
+from tasks.report import QUEUE_ROWS_SHOWN
 from tests.conftest import lock_held_by_another_process, logical_state
 
 pytestmark = pytest.mark.flow
@@ -80,7 +83,13 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
         tier is not None and f"| {marketing['tier']['marketing_contacts']} | 10000 |" in tier.data
     )
     queue = Artifact.get("demotion-queue")
-    assert queue is not None and "open demotions" in queue.description
+    open_demotions = demotion_queue(space)
+    assert queue is not None
+    assert queue.description.startswith(f"{open_demotions.num_rows} open demotions")
+    shown = open_demotions.slice(0, QUEUE_ROWS_SHOWN).to_pylist() or [
+        {"email": "-", "state": "-", "rule": "-"}
+    ]
+    assert [row["email"] for row in json.loads(queue.data)] == [row["email"] for row in shown]
 
     before = logical_state(space)
     again = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
