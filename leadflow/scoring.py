@@ -334,7 +334,9 @@ def compile_model(
         tail += f""",
     layer{index} AS (SELECT {select} FROM {previous})"""
         previous = f"layer{index}"
-    tail += f"\n    SELECT * FROM {previous}"
+    # The send list only feeds `unengaged`: not carried out (a million lists of 16 times).
+    dropped = " EXCLUDE (latest_sends)" if features.needs_engagement else ""
+    tail += f"\n    SELECT *{dropped} FROM {previous}"
     return CompiledModel(
         aggregate_sql,
         sums,
