@@ -1,8 +1,8 @@
-"""Ingest flow: load files batch by batch and publish what happened as Prefect artifacts."""
+"""Ingest inside a flow: load files batch by batch and publish what happened as Prefect
+artifacts."""
 
 from pathlib import Path
 
-from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from leadflow.ingest import Kind
@@ -44,16 +44,11 @@ def quality_rows(results: list[dict]) -> list[dict]:
     ]
 
 
-@flow(name="ingest")
-def ingest_flow(paths: list[Path], kind: Kind | None = None) -> list[dict]:
-    """Load each file in order (contacts before the events that mention them)."""
-    return ingest_files(paths, kind)
-
-
 def ingest_files(paths: list[Path], kind: Kind | None = None) -> list[dict]:
-    """Inside a flow: one task per file, in order, then the ingest artifacts of that flow run.
-    The daily and demo flows call this directly: a sub-flow run would cost them about half a
-    second (its own run, and joining its heartbeat thread) for nothing an operator needs."""
+    """Inside a flow: load each file in order (contacts before the events that mention them),
+    one task per file, then publish the ingest artifacts on that flow run. Not a sub-flow: its
+    own run would cost the daily flow about half a second (the run, and joining its heartbeat
+    thread) and split the run's artifacts over two runs in the UI."""
     results = [ingest_file_task(Path(path), kind) for path in paths]
     create_markdown_artifact(
         key="ingest-summary",

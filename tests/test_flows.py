@@ -21,14 +21,13 @@ from typer.testing import CliRunner
 from flows.backfill import backfill_flow
 from flows.daily import daily_flow
 from flows.demo import demo_flow
-from flows.ingest import ingest_flow
 from flows.rescore import rescore_flow
 from leadflow.cli import app
 from leadflow.config import load_config
 from leadflow.demo_data import generate_demo_data
 from leadflow.deployments import runner_deployments
 from leadflow.exports import contacts_as_of
-from leadflow.ingest import BatchRejected
+from leadflow.ingest import BatchRejected, ingest_file
 from leadflow.marketing import demotion_queue
 from leadflow.scores import scores_as_of
 from leadflow.settings import PROJECT_ROOT, get_settings
@@ -175,14 +174,15 @@ def test_backfill_flow_equals_the_days_run_one_by_one(prefect_harness, tmp_path,
         monkeypatch.setenv("LEADFLOW_DATABASE_URL", f"sqlite:///{folder / 'state.db'}")
         monkeypatch.setenv("LEADFLOW_LAKE", str(folder / "lake"))
         monkeypatch.setenv("LEADFLOW_INBOX", str(folder / "inbox"))
-        ingest_flow(files)
+        space = Workspace.from_settings(get_settings())
+        for path in files:
+            ingest_file(space, path)
         if name == "daily":
             for day in days:
                 daily_flow(as_of=day)
         else:
             outcome = backfill_flow(start=days[0], end=days[-1])
             assert [item["day"] for item in outcome["days"]] == days
-        space = Workspace.from_settings(get_settings())
         exported[name] = [
             (contacts_as_of(space, day).to_pylist(), scores_as_of(space, day).to_pylist())
             for day in days
