@@ -9,6 +9,7 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel import select
 
+from leadflow.conditions import score_column
 from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.lake import duckdb_connection
 from leadflow.ledger import aggregates_as_of
@@ -189,9 +190,20 @@ def prepare_day(
     )
     connection.register("scored_relation", scored)
     connection.register("all_contacts", contacts)
+    # Only what the steps read: not the aggregates, properties and rule columns of the query.
+    columns = [
+        f"s.{column}"
+        for name in workspace.config.scores
+        for column in (score_column(name), band_column(name))
+    ]
+    if lifecycle:
+        columns.append("s.target_stage")
+    if marketing:
+        columns += ["s.promote", "s.demote_rule", "s.suppressed", "s.suppression_reason"]
     connection.execute(
-        """CREATE OR REPLACE TEMP TABLE day_scored AS
-           SELECT s.*, c.contact_id FROM scored_relation s JOIN all_contacts c USING (email)
+        f"""CREATE OR REPLACE TEMP TABLE day_scored AS
+           SELECT s.email, {", ".join(columns)}, c.contact_id
+           FROM scored_relation s JOIN all_contacts c USING (email)
            WHERE c.created_at::TIMESTAMPTZ < $end OR s.events_seen > 0""",
         {"end": as_of_end(day, workspace.config)},
     )
