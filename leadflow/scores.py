@@ -263,12 +263,14 @@ def score_step(
         ).first()
     model_changed = last_version is not None and last_version != version
     _compare_with_stored(workspace, connection, stored)
-    # In primary-key order: the write-back then walks the score table's pages in order.
+    # By score, then contact: the first write of a score table (SQLite) then lays each score's
+    # rows out together, in contact order, and a day's decay, which moves one score of many
+    # contacts, rewrites that score's pages only, walking them in order.
     changed = connection.sql(
         """SELECT contact_id, email, score, value, band, old_value, old_band FROM score_diff
            WHERE old_value IS NULL OR old_value <> value OR old_band IS DISTINCT FROM band
               OR old_version <> $version
-           ORDER BY contact_id, score""",
+           ORDER BY score, contact_id""",
         params={"version": version},
     ).to_arrow_table()
     connection.register("changed_scores", changed)
