@@ -196,7 +196,9 @@ class MarketingSummary:
 
 
 def decide_sql(config: LeadflowConfig) -> str:
-    """Every contact's state after day $day, from `state` and `evaluated` (see the module)."""
+    """The contacts whose marketing state day $day changes (a first status, a suppression, a
+    demotion opened or moved on, a promotion), with their state after it, from `state` and
+    `day_scored` (see the module). The others, most of the base on most days, are left out."""
     status, rule = initial_status_sql(config)
     window = config.contract.demotion_window_days
     admin = ", ".join(quote(rule) for rule in ADMIN_RULES)
@@ -204,7 +206,7 @@ def decide_sql(config: LeadflowConfig) -> str:
     WITH base AS (
         SELECT s.*, e.promote, e.demote_rule, COALESCE(e.suppressed, false) AS now_suppressed,
                e.suppression_reason, s.demotion_renewal::DATE AS renewal
-        FROM state s JOIN day_scored e USING (email)
+        FROM state s JOIN day_scored e ON e.contact_id = s.contact_id
     ),
     step1 AS (
         SELECT *, COALESCE(status, {status}) AS status0, COALESCE(status_rule, {rule}) AS rule0,
@@ -236,7 +238,9 @@ def decide_sql(config: LeadflowConfig) -> str:
     SELECT *,
            CASE WHEN promoted THEN 'marketing' ELSE status1 END AS new_status,
            CASE WHEN promoted THEN 'marketing.promote' ELSE rule1 END AS new_rule
-    FROM step3"""
+    FROM step3
+    WHERE status IS NULL OR now_suppressed <> (COALESCE(suppressed, 0) = 1)
+       OR demotion_next IS DISTINCT FROM demotion_state OR opened IS NOT NULL OR promoted"""
 
 
 # The audit rows of a day, in order (a new contact's first status comes before its promotion).
