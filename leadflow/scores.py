@@ -86,7 +86,8 @@ def scored_relation(
     properties: pa.Table | str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
-    `days` and their properties (`properties`: the history, if already read), and return the
+    `days` and their properties (`properties`: the history, if already read, or the name of a
+    relation holding it, such as the run cache's mirror), and return the
     scored relation (see `compile_model`). With `ledger` (every contact, one day, the run cache
     attached), the events' aggregates come from the aggregate ledger, not a full pass."""
     committed = workspace.committed_event_batches()
