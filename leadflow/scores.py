@@ -169,10 +169,9 @@ def prepare_day(
     ledger: bool = False,
     properties: pa.Table | str | None = None,
 ) -> None:
-    """Materialise `day_scored` (every contact that existed on `day`: scores, bands, and with
-    the flags the lifecycle target and marketing conditions) and register `contacts(contact_id,
-    email)`, those contacts. One scan of the lake serves the day's scoring, lifecycle and
-    marketing steps.
+    """Materialise `day_scored` (every contact that existed on `day`, by email and contact id:
+    scores, bands, and with the flags the lifecycle target and marketing conditions). One scan
+    of the lake serves the day's scoring, lifecycle and marketing steps.
 
     A contact exists on `day` once created (`created_at` before the end of the day) or once it
     has an event: so a contact created by late data changes nothing before its first event, and
@@ -207,9 +206,6 @@ def prepare_day(
            FROM scored_relation s JOIN all_contacts c USING (email)
            WHERE c.created_at::TIMESTAMPTZ < $end OR s.events_seen > 0""",
         {"end": as_of_end(day, workspace.config)},
-    )
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE contacts AS SELECT contact_id, email FROM day_scored"
     )
     connection.unregister("scored_relation")
 
@@ -468,7 +464,7 @@ def rescore_impact(workspace: Workspace, day: date, movers: int = 10) -> Rescore
         bands = connection.execute(
             f"""SELECT score, band, sum(now)::INT, sum(after)::INT FROM (
                     SELECT score, COALESCE(band, '-') AS band, 1 AS now, 0 AS after
-                    FROM {stored} SEMI JOIN contacts USING (contact_id)
+                    FROM {stored} SEMI JOIN day_scored USING (contact_id)
                     UNION ALL
                     SELECT score, COALESCE(band, '-'), 0, 1 FROM score_diff)
                 GROUP BY 1, 2 ORDER BY 1, 2"""

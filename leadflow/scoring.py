@@ -123,8 +123,8 @@ class CompiledModel:
     """
 
     aggregates: str
-    sums: list["Additive"]
-    latest: list["Latest"]
+    sums: list[Additive]
+    latest: list[Latest]
     events_cte: str
     group_by: str
     tail: str  # the CTEs after `a`, given `a`
