@@ -101,12 +101,10 @@ def report_task(title: str, plan: str, ingested: list[dict], days: list[dict]) -
         ],
         description=f"Contacts per lifecycle stage after {last['day']}",
     )
-    create_markdown_artifact(
-        key="tier-use",
-        markdown=tier_markdown(last["marketing"]["tier"]),
-        description=f"Tier use after {last['day']}",
-    )
     tier = last["marketing"]["tier"]
+    create_markdown_artifact(
+        key="tier-use", markdown=tier_markdown(tier), description=f"Tier use after {last['day']}"
+    )
     create_table_artifact(
         key="demotion-queue",
         table=demotion_queue(space, QUEUE_ROWS_SHOWN).to_pylist()
