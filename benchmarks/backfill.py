@@ -36,9 +36,9 @@ from warm_prefect import (
 )
 
 from leadflow.config import load_config
-from leadflow.db import make_engine, upgrade
 from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
+from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 CONFIG = PROJECT_ROOT / "leadflow.yaml"

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from leadflow.config import load_config
-from leadflow.db import make_engine, upgrade
-from leadflow.ingest import ingest_file
+from leadflow.ingest.load import ingest_file
 from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
+from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 GENERATE = """

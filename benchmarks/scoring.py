@@ -23,10 +23,8 @@ from pathlib import Path
 from warm_prefect import ingest_prepared
 
 from leadflow.config import load_config
-from leadflow.db import make_engine, upgrade
 from leadflow.lake import EventLake, duckdb_connection
-from leadflow.scores import read_contacts, score_day
-from leadflow.scoring import (
+from leadflow.scoring.query import (
     as_of_end,
     compile_model,
     compute_scores,
@@ -34,7 +32,9 @@ from leadflow.scoring import (
     prepare_inputs,
     targets_table,
 )
+from leadflow.scoring.scores import read_contacts, score_day
 from leadflow.settings import PROJECT_ROOT
+from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 GENERATE = """

@@ -107,7 +107,7 @@ def warm_up() -> float:
 
 def ingest_prepared(space, paths: list[Path], ready: Path) -> None:
     """Ingest a data set's files into `space`, printing progress, then mark it `ready`."""
-    from leadflow.ingest import ingest_file
+    from leadflow.ingest.load import ingest_file
 
     started = time.perf_counter()
     for path in paths:

@@ -6,8 +6,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.days import run_plan
-from leadflow.guard import state_lock
-from leadflow.pipeline import plan_backfill
+from leadflow.pipeline.days import plan_backfill
+from leadflow.store.lock import state_lock
 from leadflow.workspace import Workspace
 from tasks.report import report_task
 

@@ -8,11 +8,11 @@ from prefect.runtime import flow_run
 
 from flows.days import run_plan
 from flows.ingest import ingest_files
-from leadflow.guard import state_lock
-from leadflow.inbox import file_away, pending_files
-from leadflow.pipeline import plan_daily
-from leadflow.scores import yesterday
+from leadflow.ingest.inbox import file_away, pending_files
+from leadflow.pipeline.days import plan_daily
+from leadflow.scoring.scores import yesterday
 from leadflow.settings import get_settings
+from leadflow.store.lock import state_lock
 from leadflow.workspace import Workspace
 from tasks.report import report_task
 

@@ -5,7 +5,7 @@ from datetime import date
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from leadflow.pipeline import Plan, execute
+from leadflow.pipeline.days import Plan, execute
 from leadflow.workspace import Workspace
 from tasks.day import run_day_task, undo_task
 

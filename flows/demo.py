@@ -9,9 +9,9 @@ from prefect.runtime import flow_run
 from flows.days import run_plan
 from flows.ingest import ingest_files
 from leadflow.demo_data import DemoDataset, generate_demo_data
-from leadflow.guard import state_lock
-from leadflow.pipeline import plan_daily
-from leadflow.scores import yesterday
+from leadflow.pipeline.days import plan_daily
+from leadflow.scoring.scores import yesterday
+from leadflow.store.lock import state_lock
 from leadflow.workspace import Workspace
 from tasks.report import report_task
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from leadflow.ingest import Kind
+from leadflow.ingest.load import Kind
 from tasks.ingest import ingest_file_task
 
 

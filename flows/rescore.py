@@ -4,8 +4,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.days import run_plan
-from leadflow.guard import state_lock
-from leadflow.pipeline import Plan, latest_day
+from leadflow.pipeline.days import Plan, latest_day
+from leadflow.store.lock import state_lock
 from leadflow.workspace import Workspace
 from tasks.report import report_task
 

@@ -16,10 +16,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from leadflow.config import ConfigError
-from leadflow.guard import RunInProgress, state_lock
-from leadflow.ingest import BatchRejected, InputColumnsError, ingest_file
-from leadflow.readers import InputFileError
+from leadflow.ingest.load import BatchRejected, InputColumnsError, ingest_file
+from leadflow.ingest.readers import InputFileError
 from leadflow.settings import get_settings
+from leadflow.store.lock import RunInProgress, state_lock
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="State database maintenance.")
@@ -57,7 +57,7 @@ def fail(message: str, code: int = 1) -> None:
 @contextmanager
 def reported():
     """Turn the errors a user can fix into a one-line message and exit code 1."""
-    from leadflow.scores import UnknownContact
+    from leadflow.scoring.scores import UnknownContact
 
     try:
         yield
@@ -159,7 +159,7 @@ def export(
     lifecycle_stage, marketing_status, demotion, suppressed, creation_source,
     date_entered_<stage>, as the runs up to --as-of left them."""
     from leadflow.exports import contacts_as_of, export_quarantine, write_csv
-    from leadflow.scores import scores_as_of, yesterday
+    from leadflow.scoring.scores import scores_as_of, yesterday
 
     space = workspace()
     if what is ExportWhat.quarantine:
@@ -220,7 +220,7 @@ def rescore(
 ) -> None:
     """Rescore everyone with the current rules as of the latest day run (the rescore flow);
     --dry-run shows the impact only (as of --as-of, default the last day scored)."""
-    from leadflow.scores import last_scored_day, rescore_impact, yesterday
+    from leadflow.scoring.scores import last_scored_day, rescore_impact, yesterday
 
     space = workspace()
     if not dry_run:
@@ -257,8 +257,8 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
 ) -> None:
     """Why a contact has its scores: each rule's contribution, summing to the score."""
-    from leadflow.scores import explain as explain_scores
-    from leadflow.scores import yesterday
+    from leadflow.scoring.scores import explain as explain_scores
+    from leadflow.scoring.scores import yesterday
 
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
@@ -298,8 +298,8 @@ def history(
 ) -> None:
     """A contact's score path: one row per day per score, band changes marked."""
     from leadflow.exports import write_csv
-    from leadflow.scores import UnknownContact
-    from leadflow.scores import history as score_history
+    from leadflow.scoring.scores import UnknownContact
+    from leadflow.scoring.scores import history as score_history
 
     try:
         table = score_history(workspace(), email, start.date(), end.date())
@@ -337,7 +337,7 @@ def stage_set(
 ) -> None:
     """Move a contact to any stage, backward included: the only way back, audited."""
     from leadflow.lifecycle import StageError, set_stage
-    from leadflow.scores import UnknownContact, yesterday
+    from leadflow.scoring.scores import UnknownContact, yesterday
 
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
@@ -363,7 +363,7 @@ def marketing_set(
     """marketing: at once, cancelling a pending demotion. non_marketing: only requests a
     demotion, applied at the next renewal (never inside the current billing period)."""
     from leadflow.marketing import MarketingError, set_marketing_status
-    from leadflow.scores import UnknownContact, yesterday
+    from leadflow.scoring.scores import UnknownContact, yesterday
 
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
@@ -383,7 +383,7 @@ def tier(
     """Marketing contacts against the paid tier as of --as-of (default yesterday): use in %,
     scheduled demotions and the count projected after the next renewal."""
     from leadflow.marketing import tier_report
-    from leadflow.scores import yesterday
+    from leadflow.scoring.scores import yesterday
 
     space = workspace()
     report = tier_report(space, as_of.date() if as_of else yesterday(space))
@@ -587,7 +587,7 @@ def serve() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to the state database (also done on first use)."""
-    from leadflow.db import make_engine, upgrade
+    from leadflow.store.db import make_engine, upgrade
 
     upgrade(make_engine(get_settings().database_url))
     console.print("database schema is up to date")

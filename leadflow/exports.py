@@ -9,11 +9,11 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from leadflow.db import read_arrow, session_scope
 from leadflow.domain import STAGES
 from leadflow.lake import duckdb_connection
 from leadflow.marketing import latest_per_contact_sql, latest_sql
-from leadflow.scoring import as_of_end
+from leadflow.scoring.query import as_of_end
+from leadflow.store.db import read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import QuarantinedRow
 

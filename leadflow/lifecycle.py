@@ -14,11 +14,11 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.lake import duckdb_connection
-from leadflow.scores import check_contact, prepare_day, read_contacts
-from leadflow.scoring import moves_forward_sql, stage_rank
+from leadflow.scoring.query import moves_forward_sql, stage_rank
+from leadflow.scoring.scores import check_contact, prepare_day, read_contacts
+from leadflow.store.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.workspace import Workspace
 
 CURRENT_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])

@@ -27,13 +27,13 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from leadflow.conditions import quote
 from leadflow.config import Contract, LeadflowConfig
-from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.domain import NON_MARKETING_SOURCES
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
-from leadflow.scores import check_contact, prepare_day
+from leadflow.scoring.conditions import quote
+from leadflow.scoring.scores import check_contact, prepare_day
+from leadflow.store.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.workspace import Workspace
 
 BILLING_MONTHS = {"annual": 12, "monthly": 1}

@@ -7,10 +7,10 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from leadflow.config import LeadflowConfig, load_config
-from leadflow.db import get_engine, session_scope
 from leadflow.lake import EventLake
-from leadflow.runcache import cache_path
+from leadflow.pipeline.runcache import cache_path
 from leadflow.settings import Settings, get_settings
+from leadflow.store.db import get_engine, session_scope
 from models import IngestBatch
 
 
@@ -36,7 +36,7 @@ class Workspace:
 
     @property
     def cache_path(self) -> Path:
-        """The run cache (`leadflow.runcache`): beside the lake, one per state store."""
+        """The run cache (`leadflow.pipeline.runcache`): beside the lake, one per state store."""
         return cache_path(self.lake.root)
 
     def committed_event_batches(self) -> set[str]:

@@ -7,7 +7,7 @@ from datetime import date
 from prefect import task
 from prefect.logging import get_run_logger
 
-from leadflow.pipeline import run_day, undo_after
+from leadflow.pipeline.days import run_day, undo_after
 from leadflow.workspace import Workspace
 from tasks.ingest import retry_on_io_error
 

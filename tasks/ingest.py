@@ -6,8 +6,8 @@ from pathlib import Path
 from prefect import task
 from prefect.logging import get_run_logger
 
-from leadflow.ingest import BatchRejected, IngestResult, InputColumnsError, Kind, ingest_file
-from leadflow.readers import InputFileError
+from leadflow.ingest.load import BatchRejected, IngestResult, InputColumnsError, Kind, ingest_file
+from leadflow.ingest.readers import InputFileError
 from leadflow.workspace import Workspace
 
 

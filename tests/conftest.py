@@ -13,9 +13,9 @@ from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from leadflow.config import load_config
-from leadflow.db import make_engine, upgrade
 from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
+from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 POSTGRES_URL = os.environ.get(
@@ -73,8 +73,8 @@ def postgres_url(postgres_server: str):
 
 LOCK_HOLDER = """
 import sys, time
-from leadflow.db import make_engine
-from leadflow.guard import state_lock
+from leadflow.store.db import make_engine
+from leadflow.store.lock import state_lock
 with state_lock(make_engine(sys.argv[1]), sys.argv[2]):
     print("held", flush=True)
     time.sleep(60)

@@ -7,8 +7,8 @@ from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.db import make_engine
 from leadflow.domain import STAGES
+from leadflow.store.db import make_engine
 from tests.test_ingest import EVENT_HEADER, event_row, good_events, write_csv
 
 runner = CliRunner()

@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from leadflow.db import make_engine, schema_is_current, upgrade
+from leadflow.store.db import make_engine, schema_is_current, upgrade
 from models import SQLModel
 
 
@@ -33,7 +33,7 @@ def test_downgrade_to_base_removes_every_table(database_url):
 
     from alembic import command
 
-    from leadflow.db import alembic_config
+    from leadflow.store.db import alembic_config
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:

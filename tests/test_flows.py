@@ -27,9 +27,9 @@ from leadflow.config import load_config
 from leadflow.demo_data import generate_demo_data
 from leadflow.deployments import runner_deployments
 from leadflow.exports import contacts_as_of
-from leadflow.ingest import BatchRejected, ingest_file
+from leadflow.ingest.load import BatchRejected, ingest_file
 from leadflow.marketing import demotion_queue
-from leadflow.scores import scores_as_of
+from leadflow.scoring.scores import scores_as_of
 from leadflow.settings import PROJECT_ROOT, get_settings
 from leadflow.workspace import Workspace
 from models import Contact, QuarantinedRow

@@ -12,9 +12,9 @@ from sqlmodel import Session, select
 
 from leadflow.config import Ingest
 from leadflow.domain import EVENT_COLUMNS
-from leadflow.ingest import BatchRejected, InputColumnsError, detect_kind, ingest_file
+from leadflow.ingest.load import BatchRejected, InputColumnsError, detect_kind, ingest_file
+from leadflow.ingest.readers import InputFileError
 from leadflow.lake import duckdb_connection
-from leadflow.readers import InputFileError
 from models import Contact
 from models import ContactPropertyHistory as History
 from tests.conftest import snapshot

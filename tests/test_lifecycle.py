@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from leadflow.domain import STAGES
-from leadflow.ingest import ingest_file
+from leadflow.ingest.load import ingest_file
 from leadflow.lifecycle import StageError, advance_stages, set_stage
 from tests.conftest import make_workspace
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from leadflow.config import Contract
 from leadflow.domain import NON_MARKETING_SOURCES
-from leadflow.ingest import ingest_file
+from leadflow.ingest.load import ingest_file
 from leadflow.lifecycle import advance_stages
 from leadflow.marketing import (
     MarketingError,

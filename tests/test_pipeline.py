@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from leadflow.exports import contacts_as_of
-from leadflow.guard import RunInProgress, state_lock
-from leadflow.ingest import ingest_file
+from leadflow.ingest.load import ingest_file
 from leadflow.lifecycle import set_stage
-from leadflow.pipeline import Plan, execute, plan_backfill, plan_daily
-from leadflow.scores import scores_as_of
+from leadflow.pipeline.days import Plan, execute, plan_backfill, plan_daily
+from leadflow.scoring.scores import scores_as_of
+from leadflow.store.lock import RunInProgress, state_lock
 from tests.conftest import fresh_postgres_schema, lock_held_by_another_process, make_workspace
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from leadflow.readers import ROW, InputFileError, file_format, read_input
+from leadflow.ingest.readers import ROW, InputFileError, file_format, read_input
 
 
 def write(path: Path, content: str | bytes) -> Path:

@@ -12,19 +12,19 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from leadflow.db import read_arrow
 from leadflow.demo_data import generate_demo_data
-from leadflow.ingest import ingest_file
+from leadflow.ingest.load import ingest_file
 from leadflow.lake import duckdb_connection
-from leadflow.ledger import LEDGER_TABLE
 from leadflow.lifecycle import set_stage
 from leadflow.marketing import read_state, set_marketing_status
-from leadflow.mirror import CONTACT_SCHEMA, CONTACTS_SQL, STATE_TABLES, state_version
-from leadflow.pipeline import execute, plan_backfill, plan_daily
-from leadflow.runcache import attached, get_meta
-from leadflow.scores import scored_relation
-from leadflow.scoring import as_of_end, compile_model, whole_base_events_sql
+from leadflow.pipeline.days import execute, plan_backfill, plan_daily
+from leadflow.pipeline.mirror import CONTACT_SCHEMA, CONTACTS_SQL, STATE_TABLES, state_version
+from leadflow.pipeline.runcache import attached, get_meta
+from leadflow.scoring.ledger import LEDGER_TABLE
+from leadflow.scoring.query import as_of_end, compile_model, whole_base_events_sql
+from leadflow.scoring.scores import scored_relation
 from leadflow.settings import PROJECT_ROOT
+from leadflow.store.db import read_arrow
 from tests.conftest import make_workspace
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv
 

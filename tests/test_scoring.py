@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from leadflow.ingest import ingest_file
-from leadflow.scores import explain, history, score_day, scores_as_of
-from leadflow.scoring import as_of_end
+from leadflow.ingest.load import ingest_file
+from leadflow.scoring.query import as_of_end
+from leadflow.scoring.scores import explain, history, score_day, scores_as_of
 from tests.conftest import make_workspace
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv
 
@@ -355,7 +355,7 @@ def test_a_rule_change_is_detected_and_its_impact_shown_before_writing(space, tm
     import dataclasses
 
     from leadflow.config import load_config
-    from leadflow.scores import rescore_impact
+    from leadflow.scoring.scores import rescore_impact
 
     a = "a@example.com"
     load(space, tmp_path, [{"email": a, "type_": "email_click", "occurred_at": at(1)}])

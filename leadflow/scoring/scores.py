@@ -1,5 +1,5 @@
 """Scoring services over a workspace: the daily scoring with write-back, explain, history,
-exports and the impact of a rule change. The SQL is built by `leadflow.scoring`."""
+exports and the impact of a rule change. The SQL is built by `leadflow.scoring.query`."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -9,11 +9,10 @@ import pyarrow as pa
 from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, text
 from sqlmodel import select
 
-from leadflow.conditions import score_column
-from leadflow.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.lake import duckdb_connection
-from leadflow.ledger import aggregates_as_of
-from leadflow.scoring import (
+from leadflow.scoring.conditions import score_column
+from leadflow.scoring.ledger import aggregates_as_of
+from leadflow.scoring.query import (
     as_of_end,
     band_column,
     compile_model,
@@ -23,6 +22,7 @@ from leadflow.scoring import (
     rule_column,
     targets_table,
 )
+from leadflow.store.db import bulk_load, bump_state_version, read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import ScoringRun
 

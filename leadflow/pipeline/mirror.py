@@ -1,6 +1,6 @@
 """The state mirror: what a day run reads of the state store (contacts, the property history the
 rules read, stored scores, stages, marketing statuses, open demotions), kept in the run cache
-(`leadflow.runcache`) so that a day does not read a million contacts through the database
+(`leadflow.pipeline.runcache`) so that a day does not read a million contacts through the database
 driver again.
 
 - Contacts and property history change only by ingest. An events batch only adds contacts
@@ -19,13 +19,13 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy import text
 
-from leadflow.conditions import quote
-from leadflow.db import read_arrow
 from leadflow.lifecycle import CURRENT_SCHEMA
 from leadflow.marketing import OPEN_STATES, STATE_SCHEMA, renewal_after
-from leadflow.runcache import get_meta, set_meta, transaction
-from leadflow.scores import STORED_SCHEMA
-from leadflow.scoring import PROPERTY_SCHEMA
+from leadflow.pipeline.runcache import get_meta, set_meta, transaction
+from leadflow.scoring.conditions import quote
+from leadflow.scoring.query import PROPERTY_SCHEMA
+from leadflow.scoring.scores import STORED_SCHEMA
+from leadflow.store.db import read_arrow
 from leadflow.workspace import Workspace
 
 # The contact's own columns of `read_state` (id, email, created_at, source, integration,

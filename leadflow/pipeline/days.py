@@ -17,7 +17,6 @@ from typing import TypeVar
 from sqlalchemy import Date, bindparam, func, text
 from sqlmodel import select
 
-from leadflow.db import bump_state_version, session_scope
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import LifecycleSummary, StageError, lifecycle_step
 from leadflow.lifecycle import set_stage as admin_set_stage
@@ -28,10 +27,11 @@ from leadflow.marketing import (
     set_marketing_status,
     stages_by_email,
 )
-from leadflow.mirror import day_inputs, record_day
-from leadflow.runcache import attached
-from leadflow.scores import ScoringSummary, prepare_day, score_step
-from leadflow.scoring import property_names
+from leadflow.pipeline.mirror import day_inputs, record_day
+from leadflow.pipeline.runcache import attached
+from leadflow.scoring.query import property_names
+from leadflow.scoring.scores import ScoringSummary, prepare_day, score_step
+from leadflow.store.db import bump_state_version, session_scope
 from leadflow.workspace import Workspace
 from models import DayRun
 

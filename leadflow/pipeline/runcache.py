@@ -1,6 +1,6 @@
 """The run cache: a DuckDB file beside the lake (`<lake>/_cache/run.duckdb`) holding what a day
 run would otherwise re-read or recompute in full every day: the aggregate ledger
-(`leadflow.ledger`) and a mirror of the state (`leadflow.mirror`).
+(`leadflow.scoring.ledger`) and a mirror of the state (`leadflow.pipeline.mirror`).
 
 It is a cache, never the truth: every part records what it was built from (in `cache.meta`),
 and a part that does not match is rebuilt from the lake and the state store. Deleting the file

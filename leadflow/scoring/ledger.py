@@ -23,10 +23,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from leadflow.conditions import DAY_SECONDS, quote
 from leadflow.lake import EventLake
-from leadflow.runcache import get_meta, set_meta, transaction
-from leadflow.scoring import GRAYMAIL_SENDS_ENGAGED, CompiledModel, whole_base_events_sql
+from leadflow.pipeline.runcache import get_meta, set_meta, transaction
+from leadflow.scoring.conditions import DAY_SECONDS, quote
+from leadflow.scoring.query import GRAYMAIL_SENDS_ENGAGED, CompiledModel, whole_base_events_sql
 
 LEDGER_TABLE = "cache.aggregates"
 MARGIN_DAYS = 0.01  # reading a day's file too many is harmless; one too few is not

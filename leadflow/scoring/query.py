@@ -17,7 +17,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine
 
-from leadflow.conditions import (
+from leadflow.config import (
+    ConditionRule,
+    EventRule,
+    HalfLifeDecay,
+    LeadflowConfig,
+    StepDecay,
+)
+from leadflow.domain import OTHER_STAGE, STAGES
+from leadflow.scoring.conditions import (
     DAY_SECONDS,
     Features,
     condition_sql,
@@ -26,15 +34,7 @@ from leadflow.conditions import (
     quote,
     score_column,
 )
-from leadflow.config import (
-    ConditionRule,
-    EventRule,
-    HalfLifeDecay,
-    LeadflowConfig,
-    StepDecay,
-)
-from leadflow.db import read_arrow
-from leadflow.domain import OTHER_STAGE, STAGES
+from leadflow.store.db import read_arrow
 
 # Suppression (SPEC §6): unsubscribed, hard-bounced or reported spam, for good.
 SUPPRESSING_EVENT = (
@@ -74,7 +74,7 @@ class Additive:
     a sum whose events all left its window is NULL again, as a full pass gives). `when` and
     `weight` read `e.age`; from one day's end to a later one the sum is carried as is, or
     multiplied if `half_life` is set (half-life decay), then corrected by the events whose part
-    changed otherwise (`leadflow.ledger`)."""
+    changed otherwise (`leadflow.scoring.ledger`)."""
 
     column: str
     when: str
@@ -116,10 +116,10 @@ class CompiledModel:
     """The SQL of a configuration's scores, and what it reads.
 
     `sql` computes everything from the events. It is built from two parts, also used apart by
-    the aggregate ledger (`leadflow.ledger`): `aggregates`, the per-contact aggregates of one
-    pass over the events `e` (`sums` and `latest`, described so that the ledger can carry them
-    from one day to the next), and `over_aggregates(table)`, the rest of the query over a table
-    of those aggregates.
+    the aggregate ledger (`leadflow.scoring.ledger`): `aggregates`, the per-contact aggregates
+    of one pass over the events `e` (`sums` and `latest`, described so that the ledger can
+    carry them from one day to the next), and `over_aggregates(table)`, the rest of the query
+    over a table of those aggregates.
     """
 
     aggregates: str

@@ -42,10 +42,10 @@ from sqlmodel import select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow import domain
-from leadflow.db import bulk_load, session_scope
+from leadflow.ingest.readers import ROW, RawFile, read_input
+from leadflow.ingest.validation import ValidationResult, load_suite, validate_batches
 from leadflow.lake import EVENT_SCHEMA, StagedBatch, duckdb_connection
-from leadflow.readers import ROW, RawFile, read_input
-from leadflow.validation import ValidationResult, load_suite, validate_batches
+from leadflow.store.db import bulk_load, session_scope
 from leadflow.workspace import Workspace
 from models import Contact, IngestBatch, QuarantinedRow
 

@@ -90,7 +90,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 def bump_state_version(db: Connection) -> None:
     """Call in every transaction that changes scores, stages, marketing statuses or demotions:
-    the run cache's mirror of them (`leadflow.mirror`) is only valid at the version it saw."""
+    the run cache's mirror of them (`leadflow.pipeline.mirror`) is only valid at the version it
+    saw."""
     db.execute(text("UPDATE state_version SET token = :token"), {"token": uuid.uuid4().hex})
 
 
