@@ -121,11 +121,11 @@ def main() -> None:
         leadflow_env(work, CONFIG)
 
         import flows.backfill
-        import flows.days
+        import flows.steps
 
         print(f"warm-up flow (twice): {warm_up():.1f} s")
         timers = Timers()
-        timers.wrap(flows.days, "run_day_task", "day task")
+        timers.wrap(flows.steps, "run_day_task", "day task")
         started = time.perf_counter()
 
         def progress(day: date, done: int, total: int) -> None:
@@ -137,11 +137,11 @@ def main() -> None:
                     flush=True,
                 )
 
-        flows.days.day_listeners.append(progress)
+        flows.steps.day_listeners.append(progress)
         result, wall = timed(
             f"backfill flow {start}..{end}", lambda: flows.backfill.backfill_flow(start, end)
         )
-        flows.days.day_listeners.remove(progress)
+        flows.steps.day_listeners.remove(progress)
         timers.restore()
 
     per_day = timers.calls["day task"]

@@ -181,7 +181,7 @@ def main() -> None:
         leadflow_env(work, CONFIG, inbox)
 
         import flows.daily
-        import flows.days
+        import flows.steps
         import tasks.ingest
 
         print(f"warm-up flow (twice): {warm_up():.1f} s")
@@ -192,7 +192,7 @@ def main() -> None:
         timers.wrap(flows.daily, "ingest_files", "ingest")
         timers.wrap(tasks.ingest, "ingest_file", "ingest_file")
         timers.wrap(flows.daily, "plan_daily", "plan")
-        timers.wrap(flows.days, "run_day_task", "day task")
+        timers.wrap(flows.steps, "run_day_task", "day task")
         timers.wrap(flows.daily, "report_task", "report task")
         flow = lambda: flows.daily.daily_flow(as_of=RUN_DAY)  # noqa: E731
         if args.profile:

@@ -11,14 +11,25 @@ from datetime import UTC, date, datetime
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    text,
+)
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.lake import duckdb_connection
 from leadflow.scoring.query import moves_forward_sql, stage_rank
 from leadflow.scoring.scores import check_contact, prepare_day, read_contacts
-from leadflow.store.db import bulk_load, bump_state_version, read_arrow, session_scope
+from leadflow.store.db import bulk_load, bump_state_version, read_arrow
 from leadflow.workspace import Workspace
 
 CURRENT_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])
@@ -52,10 +63,10 @@ class LifecycleSummary:
     funnel: dict[str, int]  # stage -> contacts there after the run
 
 
-def current_stages(workspace: Workspace) -> pa.Table:
+def current_stages(source: Engine | Connection) -> pa.Table:
     """(contact_id, stage) for every contact with a stage: set by a run, else from its record."""
     return read_arrow(
-        workspace.engine,
+        source,
         "SELECT c.id, COALESCE(s.stage, c.initial_stage) FROM contact c "
         "LEFT JOIN contact_stage s ON s.contact_id = c.id "
         "WHERE s.stage IS NOT NULL OR c.initial_stage IS NOT NULL",
@@ -67,7 +78,8 @@ def advance_stages(workspace: Workspace, day: date) -> LifecycleSummary:
     """Move every contact forward to its target stage as of `day`; never backward."""
     with duckdb_connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace), lifecycle=True)
-        return lifecycle_step(workspace, connection, day, current_stages(workspace))
+        with workspace.engine.begin() as db:
+            return lifecycle_step(workspace, connection, day, current_stages(db), db)
 
 
 def lifecycle_step(
@@ -75,9 +87,10 @@ def lifecycle_step(
     connection: duckdb.DuckDBPyConnection,
     day: date,
     current: pa.Table,
+    db: Connection,
 ) -> LifecycleSummary:
-    """The lifecycle step over a prepared day (`prepare_day` with lifecycle): `current` is
-    where each contact stood before it."""
+    """The lifecycle step over a prepared day (`prepare_day` with lifecycle), in the day's
+    transaction `db`: `current` is where each contact stood before it."""
     connection.register("current", current)
     moves = connection.sql(
         f"""SELECT s.contact_id, cur.stage AS from_stage, s.target_stage AS to_stage
@@ -92,7 +105,7 @@ def lifecycle_step(
             WHERE {stage_rank("stage.name")} <= {stage_rank("m.to_stage")}""",
         params={"stages": list(STAGES)},
     ).to_arrow_table()
-    _record_moves(workspace, moves, entries, day, "rule")
+    _record_moves(db, workspace, moves, entries, day, "rule")
     by_stage = {stage: 0 for stage in STAGES}
     for stage in moves.column("to_stage").to_pylist():
         by_stage[stage] += 1
@@ -109,76 +122,87 @@ def lifecycle_step(
 
 
 def _record_moves(
+    db: Connection,
     workspace: Workspace,
     moves: pa.Table,
     entries: pa.Table,
     day: date,
     by: str,
     reason: str | None = None,
+    recorded_at: datetime | None = None,
 ) -> None:
-    """Write the moves, their audit rows and the stage entry dates, in one transaction."""
+    """Write the moves, their audit rows and the stage entry dates in the transaction `db`."""
     if moves.num_rows == 0:
         return
     params = {
         "day": day,
         "version": workspace.config.model_version,
-        "now": datetime.now(UTC),
+        "now": recorded_at or datetime.now(UTC),
         "reason": reason,
     }
     day_param = bindparam("day", type_=Date())
-    with session_scope(workspace.engine) as session:
-        db = session.connection()
-        bump_state_version(db)
-        STAGE_MOVES.create(db)
-        STAGE_ENTRIES.create(db)
-        bulk_load(db, STAGE_MOVES, moves)
-        bulk_load(db, STAGE_ENTRIES, entries)
-        rule = "'lifecycle.promote.' || to_stage" if by == "rule" else "'admin'"
-        db.execute(
-            text(
-                f"""INSERT INTO stage_move (contact_id, from_stage, to_stage, day, rule,
-                                        model_version, reason, recorded_at)
-                SELECT contact_id, from_stage, to_stage, :day, {rule}, :version, :reason, :now
-                FROM stage_moves"""
-            ).bindparams(day_param, bindparam("now", type_=UTCDateTime())),
-            params,
-        )
-        db.execute(
-            text(
-                """INSERT INTO contact_stage (contact_id, stage, day)
-               SELECT contact_id, to_stage, :day FROM stage_moves WHERE true
-               ON CONFLICT (contact_id) DO UPDATE SET stage = excluded.stage, day = excluded.day"""
-            ).bindparams(day_param),
-            params,
-        )
-        db.execute(
-            text(
-                """INSERT INTO stage_entry (contact_id, stage, day)
-               SELECT contact_id, stage, :day FROM stage_entries WHERE true
-               ON CONFLICT (contact_id, stage) DO NOTHING"""
-            ).bindparams(day_param),
-            params,
-        )
-        STAGE_MOVES.drop(db)
-        STAGE_ENTRIES.drop(db)
+    bump_state_version(db)
+    STAGE_MOVES.create(db)
+    STAGE_ENTRIES.create(db)
+    bulk_load(db, STAGE_MOVES, moves)
+    bulk_load(db, STAGE_ENTRIES, entries)
+    rule = "'lifecycle.promote.' || to_stage" if by == "rule" else "'admin'"
+    db.execute(
+        text(
+            f"""INSERT INTO stage_move (contact_id, from_stage, to_stage, day, rule,
+                                    model_version, reason, recorded_at)
+            SELECT contact_id, from_stage, to_stage, :day, {rule}, :version, :reason, :now
+            FROM stage_moves"""
+        ).bindparams(day_param, bindparam("now", type_=UTCDateTime())),
+        params,
+    )
+    db.execute(
+        text(
+            """INSERT INTO contact_stage (contact_id, stage, day)
+           SELECT contact_id, to_stage, :day FROM stage_moves WHERE true
+           ON CONFLICT (contact_id) DO UPDATE SET stage = excluded.stage, day = excluded.day"""
+        ).bindparams(day_param),
+        params,
+    )
+    db.execute(
+        text(
+            """INSERT INTO stage_entry (contact_id, stage, day)
+           SELECT contact_id, stage, :day FROM stage_entries WHERE true
+           ON CONFLICT (contact_id, stage) DO NOTHING"""
+        ).bindparams(day_param),
+        params,
+    )
+    STAGE_MOVES.drop(db)
+    STAGE_ENTRIES.drop(db)
 
 
-def set_stage(workspace: Workspace, email: str, stage: str, reason: str, day: date) -> str:
-    """The admin move, in any direction, audited with its reason; returns the previous stage."""
+def set_stage(
+    workspace: Workspace,
+    email: str,
+    stage: str,
+    reason: str,
+    day: date,
+    db: Connection | None = None,
+    recorded_at: datetime | None = None,
+) -> str:
+    """The admin move, in any direction, audited with its reason; returns the previous stage.
+    In the transaction `db` if given (a replayed day), else in a transaction of its own."""
     if stage not in (*STAGES, OTHER_STAGE):
         raise StageError(f"unknown stage {stage!r} (one of: {', '.join((*STAGES, OTHER_STAGE))})")
     if not reason.strip():
         raise StageError("a stage change by hand needs a --reason")
+    if db is None:
+        with workspace.engine.begin() as own:
+            return set_stage(workspace, email, stage, reason, day, own, recorded_at)
     email = email.strip().lower()
-    check_contact(workspace, email)
-    with workspace.engine.connect() as connection:
-        contact_id, current = connection.execute(
-            text(
-                "SELECT c.id, COALESCE(s.stage, c.initial_stage) FROM contact c "
-                "LEFT JOIN contact_stage s ON s.contact_id = c.id WHERE c.email = :email"
-            ),
-            {"email": email},
-        ).one()
+    check_contact(workspace, email, db)
+    contact_id, current = db.execute(
+        text(
+            "SELECT c.id, COALESCE(s.stage, c.initial_stage) FROM contact c "
+            "LEFT JOIN contact_stage s ON s.contact_id = c.id WHERE c.email = :email"
+        ),
+        {"email": email},
+    ).one()
     if current == stage:
         raise StageError(f"{email} is already at stage {stage}")
     moves = pa.table(
@@ -195,5 +219,5 @@ def set_stage(workspace: Workspace, email: str, stage: str, reason: str, day: da
             "stage": pa.array(list(lower), pa.string()),
         }
     )
-    _record_moves(workspace, moves, entries, day, "admin", reason.strip())
+    _record_moves(db, workspace, moves, entries, day, "admin", reason.strip(), recorded_at)
     return current

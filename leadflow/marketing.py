@@ -24,7 +24,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    text,
+)
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.config import Contract, LeadflowConfig
@@ -33,7 +44,7 @@ from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
 from leadflow.scoring.conditions import quote
 from leadflow.scoring.scores import check_contact, prepare_day
-from leadflow.store.db import bulk_load, bump_state_version, read_arrow, session_scope
+from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow
 from leadflow.workspace import Workspace
 
 BILLING_MONTHS = {"annual": 12, "monthly": 1}
@@ -294,9 +305,10 @@ def update_marketing(workspace: Workspace, day: date) -> MarketingSummary:
     """Run the marketing step of `day` for every contact (after the lifecycle step)."""
     with duckdb_connection() as connection:
         state = read_state(workspace)
-        stages = stages_by_email(connection, state, current_stages(workspace))
+        stages = stages_by_email(connection, state, current_stages(workspace.engine))
         prepare_day(workspace, connection, day, state, stages, lifecycle=True, marketing=True)
-        return marketing_step(workspace, connection, day, state)
+        with workspace.engine.begin() as db:
+            return marketing_step(workspace, connection, day, state, db)
 
 
 def stages_by_email(
@@ -315,9 +327,10 @@ def marketing_step(
     connection: duckdb.DuckDBPyConnection,
     day: date,
     state: pa.Table,
+    db: Connection,
 ) -> MarketingSummary:
-    """The marketing step over a prepared day (`prepare_day` with lifecycle and marketing):
-    `state` is `read_state` as it was before the day."""
+    """The marketing step over a prepared day (`prepare_day` with lifecycle and marketing), in
+    the day's transaction `db`: `state` is `read_state` as it was before the day."""
     config = workspace.config
     renewal = renewal_after(day, config.contract)
     connection.register("state", state)
@@ -337,7 +350,7 @@ def marketing_step(
     ).fetchall()
     last_renewal = renewal_on_or_before(day, config.contract)
     went_through = last_renewal if applied or last_renewal == day else None
-    record_changes(workspace, changes, day, renewal_passed=(went_through, applied, renewal))
+    record_changes(db, workspace, changes, day, renewal_passed=(went_through, applied, renewal))
     demotions = {state_name: 0 for state_name in DEMOTION_STATES}
     for kind, to_value in zip(
         changes.column("kind").to_pylist(), changes.column("to_value").to_pylist(), strict=True
@@ -351,96 +364,96 @@ def marketing_step(
         demotions,
         suppressed,
         went_through,
-        tier_report(workspace, day, current=True),
+        tier_report(workspace, day, current=True, source=db),
     )
 
 
 def record_changes(
+    db: Connection,
     workspace: Workspace,
     changes: pa.Table,
     day: date,
     renewal_passed: tuple[date | None, int, date] = (None, 0, date.min),
     reason: str | None = None,
     actor: str = "run",
+    recorded_at: datetime | None = None,
 ) -> None:
     """Write a day's changes (CHANGES_SQL rows) to the audit, the demotions and the current
-    state, in one transaction; record the renewal the day went through, if any."""
+    state, in the transaction `db`; record the renewal the day went through, if any."""
     went_through, applied, next_renewal = renewal_passed
     if changes.num_rows == 0 and went_through is None:
         return
     params = {
         "day": day,
         "version": workspace.config.model_version,
-        "now": datetime.now(UTC),
+        "now": recorded_at or datetime.now(UTC),
         "reason": reason,
         "actor": actor,
     }
     day_param = bindparam("day", type_=Date())
-    with session_scope(workspace.engine) as session:
-        db = session.connection()
-        bump_state_version(db)
-        CHANGES.create(db)
-        bulk_load(db, CHANGES, changes)
-        # The statements below look rows up by contact and by demotion: without these indexes
-        # they are quadratic in the day's changes (a first run gives every contact a status).
-        db.exec_driver_sql(
-            "CREATE INDEX marketing_changes_by_contact ON marketing_changes (contact_id, kind, seq)"
-        )
-        db.exec_driver_sql(
-            "CREATE INDEX marketing_changes_by_demotion ON marketing_changes (demotion_id)"
-        )
-        # New demotions first, so that their audit rows can point at them.
+    bump_state_version(db)
+    CHANGES.create(db)
+    bulk_load(db, CHANGES, changes)
+    # The statements below look rows up by contact and by demotion: without these indexes
+    # they are quadratic in the day's changes (a first run gives every contact a status).
+    db.exec_driver_sql(
+        "CREATE INDEX marketing_changes_by_contact ON marketing_changes (contact_id, kind, seq)"
+    )
+    db.exec_driver_sql(
+        "CREATE INDEX marketing_changes_by_demotion ON marketing_changes (demotion_id)"
+    )
+    # New demotions first, so that their audit rows can point at them.
+    db.execute(
+        text(
+            """INSERT INTO demotion (contact_id, rule, state, opened_day, state_day,
+                                     renewal_date, model_version)
+               SELECT contact_id, rule, to_value, :day, :day, renewal_date, :version
+               FROM marketing_changes WHERE kind = 'demotion' AND demotion_id IS NULL"""
+        ).bindparams(day_param),
+        params,
+    )
+    db.execute(
+        text(
+            """UPDATE demotion SET
+                 state = (SELECT m.to_value FROM marketing_changes m
+                          WHERE m.demotion_id = demotion.id),
+                 state_day = :day
+               WHERE id IN (SELECT demotion_id FROM marketing_changes
+                            WHERE demotion_id IS NOT NULL)"""
+        ).bindparams(day_param),
+        params,
+    )
+    db.execute(
+        text(
+            f"""INSERT INTO marketing_change (contact_id, day, kind, demotion_id, from_value,
+                                              to_value, rule, reason, actor,
+                                              model_version, recorded_at)
+               SELECT m.contact_id, :day, m.kind,
+                      CASE WHEN m.kind = 'demotion' THEN COALESCE(m.demotion_id,
+                          (SELECT d.id FROM demotion d WHERE d.contact_id = m.contact_id
+                             AND d.state IN {OPEN_STATES})) END,
+                      m.from_value, m.to_value, m.rule, COALESCE(:reason, m.reason),
+                      :actor, :version, :now
+               FROM marketing_changes m ORDER BY m.contact_id, m.seq"""
+        ).bindparams(day_param, bindparam("now", type_=UTCDateTime())),
+        params,
+    )
+    _refresh_current_state(db, day_param, params)
+    if went_through is not None:
         db.execute(
             text(
-                """INSERT INTO demotion (contact_id, rule, state, opened_day, state_day,
-                                         renewal_date, model_version)
-                   SELECT contact_id, rule, to_value, :day, :day, renewal_date, :version
-                   FROM marketing_changes WHERE kind = 'demotion' AND demotion_id IS NULL"""
-            ).bindparams(day_param),
-            params,
+                """INSERT INTO contract_renewal (renewal_date, day, demotions_applied,
+                                                 next_renewal_date)
+                   VALUES (:renewal, :day, :applied, :next)
+                   ON CONFLICT (renewal_date) DO NOTHING"""
+            ).bindparams(
+                day_param,
+                bindparam("renewal", type_=Date()),
+                bindparam("next", type_=Date()),
+            ),
+            {**params, "renewal": went_through, "applied": applied, "next": next_renewal},
         )
-        db.execute(
-            text(
-                """UPDATE demotion SET
-                     state = (SELECT m.to_value FROM marketing_changes m
-                              WHERE m.demotion_id = demotion.id),
-                     state_day = :day
-                   WHERE id IN (SELECT demotion_id FROM marketing_changes
-                                WHERE demotion_id IS NOT NULL)"""
-            ).bindparams(day_param),
-            params,
-        )
-        db.execute(
-            text(
-                f"""INSERT INTO marketing_change (contact_id, day, kind, demotion_id, from_value,
-                                                  to_value, rule, reason, actor,
-                                                  model_version, recorded_at)
-                   SELECT m.contact_id, :day, m.kind,
-                          CASE WHEN m.kind = 'demotion' THEN COALESCE(m.demotion_id,
-                              (SELECT d.id FROM demotion d WHERE d.contact_id = m.contact_id
-                                 AND d.state IN {OPEN_STATES})) END,
-                          m.from_value, m.to_value, m.rule, COALESCE(:reason, m.reason),
-                          :actor, :version, :now
-                   FROM marketing_changes m ORDER BY m.contact_id, m.seq"""
-            ).bindparams(day_param, bindparam("now", type_=UTCDateTime())),
-            params,
-        )
-        _refresh_current_state(db, day_param, params)
-        if went_through is not None:
-            db.execute(
-                text(
-                    """INSERT INTO contract_renewal (renewal_date, day, demotions_applied,
-                                                     next_renewal_date)
-                       VALUES (:renewal, :day, :applied, :next)
-                       ON CONFLICT (renewal_date) DO NOTHING"""
-                ).bindparams(
-                    day_param,
-                    bindparam("renewal", type_=Date()),
-                    bindparam("next", type_=Date()),
-                ),
-                {**params, "renewal": went_through, "applied": applied, "next": next_renewal},
-            )
-        CHANGES.drop(db)
+    CHANGES.drop(db)
 
 
 def _refresh_current_state(db, day_param, params: dict) -> None:
@@ -493,17 +506,22 @@ def latest_sql(kind: str, day: date) -> str:
     return latest_per_contact_sql("marketing_change", "to_value", day, f"kind = {quote(kind)}")
 
 
-def tier_report(workspace: Workspace, day: date, current: bool = False) -> TierReport:
+def tier_report(
+    workspace: Workspace,
+    day: date,
+    current: bool = False,
+    source: Engine | Connection | None = None,
+) -> TierReport:
     """The tier use as of `day`, from the audit (what the runs up to `day` decided); with
     `current`, from the current state (the same figures right after the run of `day`, read
-    without a window over the whole audit)."""
+    without a window over the whole audit). Read in `source` if given (a day's transaction)."""
     contract = workspace.config.contract
     if current:
         status_sql = "SELECT status AS value FROM contact_marketing"
         demotion_sql = f"SELECT state AS value FROM demotion WHERE state IN {OPEN_STATES}"
     else:
         status_sql, demotion_sql = latest_sql("status", day), latest_sql("demotion", day)
-    with workspace.engine.connect() as connection:
+    with connected(source if source is not None else workspace.engine) as connection:
         marketing = connection.execute(
             text(f"SELECT count(*) FROM ({status_sql}) s WHERE value = 'marketing'")
         ).scalar_one()
@@ -562,28 +580,37 @@ def demotion_queue(workspace: Workspace, limit: int | None = None) -> pa.Table:
 
 
 def set_marketing_status(
-    workspace: Workspace, email: str, status: str, reason: str, day: date
+    workspace: Workspace,
+    email: str,
+    status: str,
+    reason: str,
+    day: date,
+    db: Connection | None = None,
+    recorded_at: datetime | None = None,
 ) -> str:
     """`leadflow marketing set`: to marketing at once (cancelling any open demotion); to
-    non-marketing only as a demotion request, applied at the next renewal. Returns what was done.
+    non-marketing only as a demotion request, applied at the next renewal. Returns what was
+    done. In the transaction `db` if given (a replayed day), else in a transaction of its own.
     """
     if status not in ("marketing", "non_marketing"):
         raise MarketingError(f"unknown marketing status {status!r} (marketing or non_marketing)")
     if not reason.strip():
         raise MarketingError("a marketing status change by hand needs a --reason")
+    if db is None:
+        with workspace.engine.begin() as own:
+            return set_marketing_status(workspace, email, status, reason, day, own, recorded_at)
     email = email.strip().lower()
-    check_contact(workspace, email)
+    check_contact(workspace, email, db)
     contract = workspace.config.contract
-    with workspace.engine.connect() as connection:
-        contact_id, current, demotion_id, demotion_state, demotion_renewal = connection.execute(
-            text(
-                f"""SELECT c.id, m.status, d.id, d.state, d.renewal_date FROM contact c
-                    LEFT JOIN contact_marketing m ON m.contact_id = c.id
-                    LEFT JOIN demotion d ON d.contact_id = c.id AND d.state IN {OPEN_STATES}
-                    WHERE c.email = :email"""
-            ),
-            {"email": email},
-        ).one()
+    contact_id, current, demotion_id, demotion_state, demotion_renewal = db.execute(
+        text(
+            f"""SELECT c.id, m.status, d.id, d.state, d.renewal_date FROM contact c
+                LEFT JOIN contact_marketing m ON m.contact_id = c.id
+                LEFT JOIN demotion d ON d.contact_id = c.id AND d.state IN {OPEN_STATES}
+                WHERE c.email = :email"""
+        ),
+        {"email": email},
+    ).one()
     if current is None:
         raise MarketingError(f"{email} has no marketing status yet: run `leadflow run` first")
     rows: list[tuple] = []  # CHANGES_SQL rows
@@ -625,5 +652,7 @@ def set_marketing_status(
             "renewal_date": pa.array(columns[8], pa.date32()),
         }
     )
-    record_changes(workspace, changes, day, reason=reason.strip(), actor="admin")
+    record_changes(
+        db, workspace, changes, day, reason=reason.strip(), actor="admin", recorded_at=recorded_at
+    )
     return done

@@ -6,6 +6,7 @@ from models.contact import Contact, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
+from models.replay import Replay, ReplayAdminChange, RunLockHolder
 from models.run import DayRun, StateVersion
 from models.score import BandChange, ContactScore, ScoringRun
 
@@ -22,6 +23,9 @@ __all__ = [
     "IngestBatch",
     "MarketingChange",
     "QuarantinedRow",
+    "Replay",
+    "ReplayAdminChange",
+    "RunLockHolder",
     "SQLModel",
     "ScoringRun",
     "StageEntry",

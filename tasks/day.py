@@ -7,7 +7,8 @@ from datetime import date
 from prefect import task
 from prefect.logging import get_run_logger
 
-from leadflow.pipeline.days import run_day, undo_after
+from leadflow.pipeline.days import run_day
+from leadflow.pipeline.replay import begin_replay
 from leadflow.workspace import Workspace
 from tasks.ingest import retry_on_io_error
 
@@ -44,8 +45,9 @@ def run_day_task(day: date) -> dict:
 
 
 @task
-def undo_task(after: date) -> dict[str, int]:
-    """Put the state back as it stood after `after` (late data or a backfill before it)."""
-    touched = undo_after(Workspace.from_settings(), after)
+def undo_task(after: date, through: date) -> dict[str, int]:
+    """Put the state back as it stood after `after` (late data or a backfill before it),
+    recording the replay up to `through` in the same transaction."""
+    touched = begin_replay(Workspace.from_settings(), after, through)
     get_run_logger().info("undid the changes stamped after %s: %s", after, touched)
     return touched

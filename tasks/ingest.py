@@ -1,13 +1,12 @@
 """Ingest tasks: one task run per file (batch), never per row or per contact."""
 
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import task
 from prefect.logging import get_run_logger
 
-from leadflow.ingest.load import BatchRejected, IngestResult, InputColumnsError, Kind, ingest_file
-from leadflow.ingest.readers import InputFileError
+from leadflow.ingest.load import Kind
+from leadflow.pipeline.runs import ingest_outcome
 from leadflow.workspace import Workspace
 
 
@@ -22,23 +21,18 @@ def ingest_file_task(path: Path, kind: Kind | None = None) -> dict:
     """Load one file; a rejected batch or an unreadable file is reported, not raised, so the
     other files still load (nothing of it was written)."""
     logger = get_run_logger()
-    try:
-        result: IngestResult = ingest_file(Workspace.from_settings(), path, kind=kind)
-    except (BatchRejected, InputFileError, InputColumnsError) as rejection:
-        logger.error(str(rejection))
-        return {"file": str(path), "status": "rejected", "reason": str(rejection)}
+    outcome = ingest_outcome(Workspace.from_settings(), path, kind)
+    if outcome["status"] == "rejected":
+        logger.warning(outcome["reason"])
+        return outcome
     logger.info(
         "%s: %s, %d rows: %d loaded, %d already known, %d quarantined, %d contacts created",
         path,
-        result.status,
-        result.rows_total,
-        result.rows_loaded,
-        result.rows_duplicate,
-        result.rows_quarantined,
-        result.contacts_created,
+        outcome["status"],
+        outcome["rows_total"],
+        outcome["rows_loaded"],
+        outcome["rows_duplicate"],
+        outcome["rows_quarantined"],
+        outcome["contacts_created"],
     )
-    summary = asdict(result)
-    summary.pop("validation")
-    if result.validation:
-        summary["quality"] = [asdict(outcome) for outcome in result.validation.outcomes]
-    return summary
+    return outcome

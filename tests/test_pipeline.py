@@ -10,7 +10,8 @@ from sqlalchemy import text
 from leadflow.exports import contacts_as_of
 from leadflow.ingest.load import ingest_file
 from leadflow.lifecycle import set_stage
-from leadflow.pipeline.days import Plan, execute, plan_backfill, plan_daily
+from leadflow.pipeline.days import execute
+from leadflow.pipeline.plans import Plan, plan_backfill, plan_daily
 from leadflow.scoring.scores import scores_as_of
 from leadflow.store.lock import RunInProgress, state_lock
 from tests.conftest import fresh_postgres_schema, lock_held_by_another_process, make_workspace

@@ -17,8 +17,9 @@ from leadflow.ingest.load import ingest_file
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import set_stage
 from leadflow.marketing import read_state, set_marketing_status
-from leadflow.pipeline.days import execute, plan_backfill, plan_daily
+from leadflow.pipeline.days import execute
 from leadflow.pipeline.mirror import CONTACT_SCHEMA, CONTACTS_SQL, STATE_TABLES, state_version
+from leadflow.pipeline.plans import plan_backfill, plan_daily
 from leadflow.pipeline.runcache import attached, get_meta
 from leadflow.scoring.ledger import LEDGER_TABLE
 from leadflow.scoring.query import as_of_end, compile_model, whole_base_events_sql

@@ -56,13 +56,34 @@ def file_format(path: Path) -> str:
     return "csv"
 
 
+# What a file starts with, for files that are not what their name says.
+MAGIC = {
+    b"PAR1": "a Parquet file: name it .parquet",
+    b"\x1f\x8b": "gzip-compressed: decompress it first",
+    b"PK\x03\x04": "a ZIP archive (an Excel workbook? export it as CSV)",
+    b"%PDF": "a PDF document, not data",
+}
+
+
 def read_input(path: Path) -> RawFile:
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise InputFileError(
+            f"{path}: is a folder, not a file (give the files in it: {path}/*.csv ...)"
+        )
+    if not path.exists():
         raise InputFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputFileError(f"{path}: is not a regular file")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: file is empty")
-    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[file_format(path)]
+    kind = file_format(path)
+    with path.open("rb") as handle:
+        start = handle.read(8)
+    for magic, what in MAGIC.items():
+        if start.startswith(magic) and not (kind == "parquet" and magic == b"PAR1"):
+            raise InputFileError(f"{path}: is {what}")
+    reader = {"csv": _read_csv, "jsonl": _read_json, "parquet": _read_parquet}[kind]
     raw = reader(path)
     if raw.rows_total == 0:
         raise InputFileError(f"{path}: file has no data rows")
@@ -134,8 +155,48 @@ def _read_csv(path: Path) -> RawFile:
     return RawFile(table=table, unreadable=bad_lines)
 
 
-def _read_jsonl(path: Path) -> RawFile:
+def _read_json(path: Path) -> RawFile:
+    """JSON Lines, or one JSON document holding an array of records."""
     check_utf8(path)
+    with path.open(encoding="utf-8-sig") as handle:
+        first = handle.read(CHUNK).lstrip()[:1]
+    if first == "[":
+        return _read_json_array(path)
+    return _read_jsonl(path)
+
+
+def _read_json_array(path: Path) -> RawFile:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise InputFileError(
+            f"{path}: invalid JSON at line {error.lineno} ({error.msg}); expected an array of "
+            "objects or JSON Lines"
+        ) from None
+    if not isinstance(document, list):
+        raise InputFileError(f"{path}: expected an array of objects or JSON Lines")
+    records, numbers, unreadable = [], [], []
+    for number, item in enumerate(document, start=1):
+        if isinstance(item, dict):
+            records.append(item)
+            numbers.append(number)
+        else:
+            unreadable.append(
+                UnreadableRow(number, f"not a JSON object ({_json_kind(item)})", json.dumps(item))
+            )
+    if document and not records:
+        raise InputFileError(
+            f"{path}: is a JSON array of {_json_kind(document[0])}s, not of records (objects)"
+        )
+    return RawFile(table=_records_table(records, numbers), unreadable=unreadable)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def _read_jsonl(path: Path) -> RawFile:
     records: list[dict] = []
     numbers: list[int] = []
     unreadable: list[UnreadableRow] = []
@@ -151,10 +212,24 @@ def _read_jsonl(path: Path) -> RawFile:
                 )
                 continue
             if not isinstance(record, dict):
-                unreadable.append(UnreadableRow(number, "not a JSON object", line.rstrip()))
+                unreadable.append(
+                    UnreadableRow(
+                        number, f"not a JSON object ({_json_kind(record)})", line.rstrip()
+                    )
+                )
                 continue
             records.append(record)
             numbers.append(number)
+    if unreadable and not records and unreadable[0].reason.startswith("invalid JSON"):
+        raise InputFileError(
+            f"{path}: not JSON Lines (line {unreadable[0].row}: {unreadable[0].reason}); "
+            "expected one JSON object per line, or an array of objects"
+        )
+    return RawFile(table=_records_table(records, numbers), unreadable=unreadable)
+
+
+def _records_table(records: list[dict], numbers: list[int]) -> pa.Table:
+    """Records as text columns (one per key seen), with their record numbers."""
     columns: dict[str, list] = {}
     for record in records:
         for name in record:
@@ -162,14 +237,15 @@ def _read_jsonl(path: Path) -> RawFile:
     for name, values in columns.items():
         values.extend(_as_text(record.get(name)) for record in records)
     table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
-    table = table.append_column(ROW, pa.array(numbers, pa.int64()))
-    return RawFile(table=table, unreadable=unreadable)
+    return table.append_column(ROW, pa.array(numbers, pa.int64()))
 
 
 def _as_text(value: object) -> str | None:
+    """A JSON value as the text a CSV cell would hold: objects and arrays as JSON, booleans
+    as true/false."""
     if value is None:
         return None
-    if isinstance(value, dict | list):
+    if isinstance(value, dict | list | bool):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
 

@@ -6,7 +6,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    text,
+)
 from sqlmodel import select
 
 from leadflow.lake import duckdb_connection
@@ -22,7 +33,7 @@ from leadflow.scoring.query import (
     rule_column,
     targets_table,
 )
-from leadflow.store.db import bulk_load, bump_state_version, read_arrow, session_scope
+from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import ScoringRun
 
@@ -53,9 +64,9 @@ STORED_SCHEMA = pa.schema(
 )
 
 
-def check_contact(workspace: Workspace, email: str) -> list[str]:
-    """`[email]` if a contact has it, else UnknownContact."""
-    with workspace.engine.connect() as connection:
+def check_contact(workspace: Workspace, email: str, db: Connection | None = None) -> list[str]:
+    """`[email]` if a contact has it, else UnknownContact (read in `db` if given)."""
+    with connected(db if db is not None else workspace.engine) as connection:
         found = connection.execute(
             text("SELECT email FROM contact WHERE email = :email"), {"email": email}
         ).first()
@@ -241,7 +252,8 @@ def score_day(workspace: Workspace, day: date) -> ScoringSummary:
     with duckdb_connection() as connection:
         started = datetime.now(UTC)
         prepare_day(workspace, connection, day, read_contacts(workspace))
-        return score_step(workspace, connection, day, started)
+        with workspace.engine.begin() as db:
+            return score_step(workspace, connection, day, started, db)
 
 
 def score_step(
@@ -249,15 +261,16 @@ def score_step(
     connection: duckdb.DuckDBPyConnection,
     day: date,
     started: datetime,
+    db: Connection,
     stored: str | None = None,
 ) -> ScoringSummary:
     """The scoring step over a prepared day (`prepare_day`): write back what changed (left in
-    `changed_scores`). `stored`: a relation of the stored scores, if at hand."""
+    `changed_scores`) in the day's transaction `db`. `stored`: a relation of the stored
+    scores, if at hand."""
     version = workspace.config.model_version
-    with session_scope(workspace.engine) as session:
-        last_version = session.exec(
-            select(ScoringRun.model_version).order_by(ScoringRun.id.desc())
-        ).first()
+    last_version = db.execute(
+        text("SELECT model_version FROM scoring_run ORDER BY id DESC LIMIT 1")
+    ).scalar()
     model_changed = last_version is not None and last_version != version
     _compare_with_stored(workspace, connection, stored)
     # By score, then contact: the first write of a score table (SQLite) then lays each score's
@@ -283,21 +296,20 @@ def score_step(
             ORDER BY abs(value - old_value) DESC, email LIMIT {TOP_MOVERS}"""
     ).fetchall()
     computed = datetime.now(UTC)
-    band_changes = _write_back(workspace, changed, day, version)
+    band_changes = _write_back(db, changed, day, version)
     written = datetime.now(UTC)
-    with session_scope(workspace.engine) as session:
-        session.add(
-            ScoringRun(
-                day=day,
-                model_version=version,
-                contacts=contacts,
-                scores_changed=changed.num_rows,
-                band_changes=band_changes,
-                model_changed=model_changed,
-                started_at=started,
-                finished_at=written,
-            )
+    db.execute(
+        ScoringRun.__table__.insert().values(
+            day=day,
+            model_version=version,
+            contacts=contacts,
+            scores_changed=changed.num_rows,
+            band_changes=band_changes,
+            model_changed=model_changed,
+            started_at=started,
+            finished_at=written,
         )
+    )
     return ScoringSummary(
         day,
         version,
@@ -324,38 +336,36 @@ STAGE = Table(
 )
 
 
-def _write_back(workspace: Workspace, changed: pa.Table, day: date, version: str) -> int:
-    """Upsert the changed scores and record their band changes, in one transaction."""
+def _write_back(db: Connection, changed: pa.Table, day: date, version: str) -> int:
+    """Upsert the changed scores and record their band changes, in the day's transaction."""
     if changed.num_rows == 0:
         return 0
-    with session_scope(workspace.engine) as session:
-        db = session.connection()
-        bump_state_version(db)
-        STAGE.create(db)
-        bulk_load(db, STAGE, changed)
-        params = {"day": day, "version": version}
-        result = db.execute(
-            text(
-                """INSERT INTO band_change (contact_id, score, day, value, old_band, new_band,
-                                            model_version)
-                   SELECT contact_id, score, :day, value, old_band, band, :version
-                   FROM stage_score WHERE COALESCE(old_band, '') <> COALESCE(band, '')"""
-            ).bindparams(bindparam("day", type_=Date())),
-            params,
-        )
-        band_changes = result.rowcount
-        db.execute(
-            text(
-                """INSERT INTO contact_score (contact_id, score, value, band, day, model_version)
-                   SELECT contact_id, score, value, band, :day, :version FROM stage_score
-                   WHERE true
-                   ON CONFLICT (contact_id, score) DO UPDATE SET
-                     value = excluded.value, band = excluded.band, day = excluded.day,
-                     model_version = excluded.model_version"""
-            ).bindparams(bindparam("day", type_=Date())),
-            params,
-        )
-        STAGE.drop(db)
+    bump_state_version(db)
+    STAGE.create(db)
+    bulk_load(db, STAGE, changed)
+    params = {"day": day, "version": version}
+    result = db.execute(
+        text(
+            """INSERT INTO band_change (contact_id, score, day, value, old_band, new_band,
+                                        model_version)
+               SELECT contact_id, score, :day, value, old_band, band, :version
+               FROM stage_score WHERE COALESCE(old_band, '') <> COALESCE(band, '')"""
+        ).bindparams(bindparam("day", type_=Date())),
+        params,
+    )
+    band_changes = result.rowcount
+    db.execute(
+        text(
+            """INSERT INTO contact_score (contact_id, score, value, band, day, model_version)
+               SELECT contact_id, score, value, band, :day, :version FROM stage_score
+               WHERE true
+               ON CONFLICT (contact_id, score) DO UPDATE SET
+                 value = excluded.value, band = excluded.band, day = excluded.day,
+                 model_version = excluded.model_version"""
+        ).bindparams(bindparam("day", type_=Date())),
+        params,
+    )
+    STAGE.drop(db)
     return band_changes
 
 

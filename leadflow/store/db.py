@@ -135,14 +135,25 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
         connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
 
 
-def read_arrow(engine: Engine, sql: str, schema: pa.Schema) -> pa.Table:
+@contextmanager
+def connected(source: Engine | Connection) -> Iterator[Connection]:
+    """`source` itself if it is a connection (so a read sees its transaction's writes), else a
+    new connection of the engine, closed afterwards."""
+    if isinstance(source, Connection):
+        yield source
+        return
+    with source.connect() as connection:
+        yield connection
+
+
+def read_arrow(source: Engine | Connection, sql: str, schema: pa.Schema) -> pa.Table:
     """Run a plain SQL query (no parameters) through the DB-API cursor into an Arrow table.
 
     For large reads (every contact, every score): SQLAlchemy's Row objects cost about a
     microsecond per value; the driver's tuples go straight into Arrow, chunk by chunk.
     """
     batches = []
-    with engine.connect() as connection:
+    with connected(source) as connection:
         cursor = connection.connection.driver_connection.cursor()
         cursor.execute(sql)
         while rows := cursor.fetchmany(BULK_CHUNK_ROWS):

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -99,30 +100,64 @@ def _sqlite_lock(engine: Engine, holder: str, wait_seconds: float) -> Iterator[N
 
 @contextmanager
 def _postgres_lock(engine: Engine, holder: str, wait_seconds: float) -> Iterator[None]:
+    """A session advisory lock; the holder's description goes to `run_lock_holder`, keyed by a
+    token that is also the session's application_name (at most 63 characters), so that a
+    refused run names the holder in full."""
     key = "hashtext('leadflow:' || current_schema())"
+    token = uuid.uuid4().hex
     with engine.connect() as connection:
         deadline = time.monotonic() + wait_seconds
         while not connection.execute(text(f"SELECT pg_try_advisory_lock({key})")).scalar():
             connection.rollback()
             if time.monotonic() >= deadline:
-                other = connection.execute(
-                    text(
-                        "SELECT application_name FROM pg_stat_activity "
-                        "WHERE application_name LIKE 'leadflow:%' AND pid <> pg_backend_pid() "
-                        "LIMIT 1"
-                    )
-                ).scalar()
                 raise RunInProgress(
                     f"{engine.url.render_as_string(hide_password=True)}: the state store is "
-                    f"being changed by {other or 'another run'}; try again when it finishes"
+                    f"being changed by {_postgres_holder(connection)}; try again when it "
+                    "finishes"
                 )
             time.sleep(POLL_SECONDS)
-        description = describe_holder(holder).replace("'", "")[:60]
-        connection.execute(text(f"SET application_name = 'leadflow: {description}'"))
+        connection.execute(
+            text("SELECT set_config('application_name', :name, false)"),
+            {"name": f"{APPLICATION_PREFIX}{token}"},
+        )
         connection.commit()
+        _describe_postgres_holder(engine, token, describe_holder(holder))
         try:
             yield
         finally:
             connection.execute(text(f"SELECT pg_advisory_unlock({key})"))
             connection.execute(text("RESET application_name"))
+            connection.execute(
+                text("DELETE FROM run_lock_holder WHERE token = :token"), {"token": token}
+            )
             connection.commit()
+
+
+APPLICATION_PREFIX = "leadflow:"
+HOLDERS_SQL = """SELECT h.holder FROM pg_stat_activity a
+                 JOIN run_lock_holder h ON a.application_name = :prefix || h.token
+                 WHERE a.pid <> pg_backend_pid() LIMIT 1"""
+
+
+def _describe_postgres_holder(engine: Engine, token: str, description: str) -> None:
+    """Record who holds the lock (committed at once, so that others can read it), and forget
+    the holders whose sessions are gone (killed runs)."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                """DELETE FROM run_lock_holder WHERE :prefix || token NOT IN (
+                       SELECT application_name FROM pg_stat_activity
+                       WHERE application_name IS NOT NULL)"""
+            ),
+            {"prefix": APPLICATION_PREFIX},
+        )
+        connection.execute(
+            text("INSERT INTO run_lock_holder (token, holder) VALUES (:token, :holder)"),
+            {"token": token, "holder": description},
+        )
+
+
+def _postgres_holder(connection) -> str:
+    holder = connection.execute(text(HOLDERS_SQL), {"prefix": APPLICATION_PREFIX}).scalar()
+    connection.rollback()
+    return holder or "another run"

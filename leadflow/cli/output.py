@@ -1,0 +1,170 @@
+"""What the commands print: tables that read at 80 columns, and the outcome of a run."""
+
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from leadflow.cli.common import console, errors, short_path
+
+
+def progress_bar() -> Progress:
+    """A bar that moves from the start: a spinner-like pulse until the total is known."""
+    return Progress(
+        TextColumn("{task.description}", style="bold", markup=False),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def progress_callback(progress: Progress, bar, verb: str) -> Callable[[object, int, int], None]:
+    """A listener `(what, done, total)` that moves `bar` and says `<verb> <what>`."""
+
+    def update(what: object, done: int, total: int) -> None:
+        progress.update(bar, completed=done, total=total, description=f"{verb} {what}")
+
+    return update
+
+
+def results_table(title: str, results: list[dict]) -> Table:
+    table = Table(title=title)
+    table.add_column("file", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in ("rows", "loaded", "known", "quar.", "new"):
+        table.add_column(column, justify="right")
+    for item in results:
+        name = short_path(Path(item["file"]).name, 28)
+        if item["status"] in ("rejected", "failed"):
+            table.add_row(name, f"[red]{item['status']}[/red]", *[""] * 5)
+            continue
+        table.add_row(
+            name,
+            item["status"].replace("_", " "),
+            str(item["rows_total"]),
+            str(item["rows_loaded"]),
+            str(item["rows_duplicate"]),
+            str(item["rows_quarantined"]),
+            str(item["contacts_created"]),
+        )
+    table.caption = "known: already in the state; quar.: quarantined rows; new: new contacts"
+    return table
+
+
+def print_errors(messages: list[str]) -> None:
+    for message in messages:
+        errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_tier(report) -> None:
+    used = "n/a (tier 0)" if report.used_pct is None else f"{report.used_pct:.1f}%"
+    style = {"ok": "green", "warning": "yellow", "alert": "bold red"}[report.level]
+    console.print(
+        f"tier as of {report.as_of}: {report.marketing_contacts} marketing contacts of "
+        f"{report.tier} paid, {used} used [{style}]{report.level}[/]"
+    )
+    console.print(
+        f"  demotions: {report.queued_demotions} queued, {report.scheduled_demotions} scheduled "
+        f"for the renewal of {report.renewal_date}; projected after renewal: "
+        f"{report.projected_after_renewal} (saving {report.saving})"
+    )
+
+
+def print_marketing(summary) -> None:
+    demotions = ", ".join(f"{count} {state}" for state, count in summary.demotions.items())
+    renewal = f"; went through the renewal of {summary.renewal}" if summary.renewal else ""
+    console.print(
+        f"marketing as of {summary.day}: {summary.new_contacts} new contacts given a status, "
+        f"{summary.promoted} promoted, {summary.suppressed} suppressed; "
+        f"demotions {demotions}{renewal}"
+    )
+    print_tier(summary.tier)
+
+
+def print_demotion_queue(queue, limit: int = 10) -> None:
+    table = Table(title=f"demotion queue: {queue.num_rows} open demotions")
+    for column in ("email", "state", "rule", "opened", "renewal"):
+        table.add_column(column, overflow="ellipsis", no_wrap=True)
+    for row in queue.slice(0, limit).to_pylist():
+        table.add_row(*(row[name] for name in queue.column_names))
+    if queue.num_rows > limit:
+        table.caption = f"first {limit} shown; `leadflow export contacts` lists every contact"
+    console.print(table)
+    by_rule: dict[str, int] = {}
+    for rule in queue.column("rule").to_pylist():
+        by_rule[rule] = by_rule.get(rule, 0) + 1
+    if by_rule:
+        console.print(
+            "  by rule: " + ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
+        )
+
+
+def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
+    """What a daily, backfill or rescore run did: files, the plan, each day, the last day."""
+    from leadflow.marketing import demotion_queue
+
+    if ingest and outcome["ingest"]:
+        console.print(results_table("inbox", outcome["ingest"]))
+    console.print(f"plan: {outcome['plan']}")
+    days = outcome["days"]
+    if len(days) > 1:
+        print_days_table(days)
+    if not days:
+        return
+    last = days[-1]
+    print_scoring(SimpleNamespace(**last["scoring"]))
+    print_lifecycle(SimpleNamespace(**last["lifecycle"]))
+    marketing = last["marketing"]
+    print_marketing(SimpleNamespace(**{**marketing, "tier": SimpleNamespace(**marketing["tier"])}))
+    print_demotion_queue(demotion_queue(space))
+
+
+def print_days_table(days: list[dict], most_rows: int = 31) -> None:
+    """One row per day, or per month when there are more days than `most_rows`."""
+    by_month = len(days) > most_rows
+    rows: dict[str, list[int | dict]] = {}
+    for day in days:
+        key = str(day["day"])[:7] if by_month else str(day["day"])
+        row = rows.setdefault(key, [0, 0, 0, 0, {}])
+        row[0] += day["scoring"]["scores_changed"]
+        row[1] += day["scoring"]["band_changes"]
+        row[2] += day["lifecycle"]["moves"]
+        row[3] += day["marketing"]["promoted"]
+        for state, count in day["marketing"]["demotions"].items():
+            row[4][state] = row[4].get(state, 0) + count
+    table = Table(title=f"{len(days)} days run" + (", by month" if by_month else ""))
+    table.add_column("month" if by_month else "day", no_wrap=True)
+    for column in ("scores", "bands", "stages", "promoted"):
+        table.add_column(column, justify="right")
+    table.add_column("demotions")
+    for key, (scores, bands, moves, promoted, demotions) in rows.items():
+        states = ", ".join(f"{count} {state}" for state, count in demotions.items() if count)
+        table.add_row(key, str(scores), str(bands), str(moves), str(promoted), states)
+    table.caption = "scores changed, band moves, stage moves and promotions per day"
+    console.print(table)
+
+
+def print_lifecycle(summary) -> None:
+    console.print(f"lifecycle as of {summary.day}: {summary.moves} contacts moved forward")
+    console.print(
+        "  funnel: " + ", ".join(f"{stage} {count}" for stage, count in summary.funnel.items())
+    )
+
+
+def print_scoring(summary) -> None:
+    model = f"model {summary.model_version}" + (
+        " (changed: everyone rescored)" if summary.model_changed else ""
+    )
+    console.print(
+        f"scored {summary.contacts} contacts as of {summary.day}, {model}: "
+        f"{summary.scores_changed} scores changed, {summary.band_changes} band changes"
+    )
+    for score, bands in summary.bands.items():
+        shown = ", ".join(
+            f"{band} {count}" if band != "-" else f"{count} without a band"
+            for band, count in bands.items()
+        )
+        console.print(f"  {score}: {shown}")

@@ -1,0 +1,219 @@
+"""Runs: `run`, `backfill`, `rescore`, `demo`, `serve`.
+
+Without a Prefect API configured (PREFECT_API_URL, or a Prefect profile's), a run is carried
+out in this process: nothing waits for a server to come up. With one, the run is a flow run on
+that server, with its artifacts. The steps are the same functions either way
+(`leadflow.pipeline.runs`).
+"""
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leadflow.cli import app
+from leadflow.cli.common import (
+    Day,
+    check_prefect_api,
+    console,
+    fail,
+    handled,
+    prefect_api_url,
+    quiet_prefect_console,
+    workspace,
+)
+from leadflow.cli.output import print_outcome, progress_bar, progress_callback, results_table
+
+Start = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")]
+End = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD.")]
+
+
+def _verbose() -> bool:
+    return os.environ.get("LEADFLOW_VERBOSE", "") not in ("", "0")
+
+
+def _flow_mode() -> bool:
+    """Whether runs go to a Prefect server (checked to answer, first)."""
+    url = prefect_api_url()
+    if url is None:
+        return False
+    check_prefect_api(url)
+    quiet_prefect_console(_verbose())
+    return True
+
+
+def _local_steps(space, progress, bar, verb: str = "ran"):
+    from leadflow.pipeline.runs import LocalSteps
+
+    def log(message: str) -> None:
+        if _verbose():
+            progress.console.print(message, style="dim", markup=False, highlight=False)
+
+    return LocalSteps(
+        space,
+        on_day=progress_callback(progress, bar, verb),
+        on_file=lambda path: progress.update(bar, description=f"ingest {Path(path).name}"),
+        on_generated=progress_callback(progress, bar, "generated"),
+        log=log,
+    )
+
+
+def _day_listener(listeners: list, callback):
+    """Hang `callback` on a flow module's listeners for the block (Prefect mode)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def hung():
+        listeners.append(callback)
+        try:
+            yield
+        finally:
+            listeners.remove(callback)
+
+    return hung()
+
+
+@app.command()
+@handled
+def run(as_of: Day = None) -> None:
+    """The daily run as of --as-of (default: yesterday in the account time zone): ingest the
+    files waiting in the inbox ($LEADFLOW_INBOX), then score every contact, move lifecycle
+    stages, update marketing statuses and demotions, and report. Days missed since the last
+    run are caught up; a day already run is replayed with every later day (late data)."""
+    day = as_of.date() if as_of else None
+    with progress_bar() as progress:
+        bar = progress.add_task("run: starting", total=None)
+        space = workspace()
+        if _flow_mode():
+            from flows.daily import daily_flow
+            from flows.steps import day_listeners
+
+            with _day_listener(day_listeners, progress_callback(progress, bar, "ran")):
+                outcome = daily_flow(as_of=day)
+        else:
+            from leadflow.pipeline import runs
+            from leadflow.settings import get_settings
+
+            steps = _local_steps(space, progress, bar)
+            outcome = runs.daily(space, steps, day, get_settings().inbox)
+    print_outcome(outcome, space)
+
+
+@app.command()
+@handled
+def backfill(start: Start, end: End) -> None:
+    """Replay every day from --start to --end in order, as the daily runs would have (days
+    already run after --start are undone first, and the replay goes on up to the latest)."""
+    if end < start:
+        fail(f"--end {end.date()} is before --start {start.date()}")
+    with progress_bar() as progress:
+        bar = progress.add_task("backfill: starting", total=None)
+        space = workspace()
+        if _flow_mode():
+            from flows.backfill import backfill_flow
+            from flows.steps import day_listeners
+
+            with _day_listener(day_listeners, progress_callback(progress, bar, "backfill")):
+                outcome = backfill_flow(start=start.date(), end=end.date())
+        else:
+            from leadflow.pipeline import runs
+
+            steps = _local_steps(space, progress, bar, "backfill")
+            outcome = runs.backfill(space, steps, start.date(), end.date())
+    print_outcome(outcome, space)
+
+
+@app.command()
+@handled
+def rescore(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the impact only; write nothing.")
+    ] = False,
+    as_of: Day = None,
+) -> None:
+    """After a rule change: rescore everyone with the current rules as of the latest day run,
+    moving stages and marketing statuses by them. --dry-run shows what would change (as of
+    --as-of, default the last day scored) and writes nothing."""
+    if not dry_run:
+        if as_of:
+            fail("--as-of goes with --dry-run; a rescore runs the latest day run")
+        with progress_bar() as progress:
+            bar = progress.add_task("rescore: starting", total=None)
+            space = workspace()
+            if _flow_mode():
+                from flows.rescore import rescore_flow
+
+                outcome = rescore_flow()
+            else:
+                from leadflow.pipeline import runs
+
+                outcome = runs.rescore(space, _local_steps(space, progress, bar))
+        print_outcome(outcome, space)
+        return
+    from leadflow.cli.scores import print_rescore_impact
+
+    print_rescore_impact(as_of)
+
+
+@app.command()
+@handled
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the sample files.")] = Path(
+        ".leadflow/demo"
+    ),
+    contacts: Annotated[int, typer.Option(min=1, help="How many contacts.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, help="How many days of activity.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same data.")] = 42,
+) -> None:
+    """Generate a realistic sample data set (contacts, a HubSpot export, a year of activity,
+    a few deliberately bad rows and one deliberately broken file) and run the pipeline on it:
+    ingest, validation, scores, lifecycle stages, marketing status, the tier report."""
+    with progress_bar() as progress:
+        bar = progress.add_task("demo: starting", total=None)
+        space = workspace()
+        if _flow_mode():
+            from flows.demo import demo_flow
+            from flows.steps import day_listeners
+            from tasks.demo import generation_listeners
+
+            with (
+                _day_listener(generation_listeners, progress_callback(progress, bar, "generated")),
+                _day_listener(day_listeners, progress_callback(progress, bar, "ran")),
+            ):
+                outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
+        else:
+            from leadflow.pipeline import runs
+
+            steps = _local_steps(space, progress, bar)
+            outcome = runs.demo(space, steps, out, contacts, days, seed)
+    results = outcome["ingest"]
+    console.print(results_table("demo: ingest", results))
+    loaded = sum(item.get("rows_loaded", 0) for item in results)
+    quarantined = sum(item.get("rows_quarantined", 0) for item in results)
+    rejected = [item for item in results if item["status"] == "rejected"]
+    console.print(
+        f"ingested {loaded} rows, quarantined {quarantined} rows, "
+        f"rejected {len(rejected)} batch(es) whole:"
+    )
+    for item in rejected:
+        console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
+    print_outcome(outcome, space, ingest=False)
+
+
+@app.command()
+@handled
+def serve() -> None:
+    """Serve the daily (scheduled), backfill and rescore deployments from this process, without
+    a work pool, until interrupted. Needs a Prefect server (PREFECT_API_URL)."""
+    url = prefect_api_url()
+    if url is None:
+        fail("serve needs a Prefect server: start one (`prefect server start`) and set "
+             "PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")  # fmt: skip
+    check_prefect_api(url)
+    from prefect import serve as prefect_serve
+
+    from leadflow.deployments import runner_deployments
+
+    prefect_serve(*runner_deployments(workspace().config))

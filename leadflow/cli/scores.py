@@ -1,0 +1,128 @@
+"""Reading scores and the tier: `explain`, `history`, `tier`, and the rescore impact."""
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from leadflow.cli import app
+from leadflow.cli.common import Day, console, handled, workspace
+from leadflow.cli.output import print_tier
+
+AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
+
+
+@app.command()
+@handled
+def explain(
+    email: Annotated[str, typer.Argument(help="The contact's email.")],
+    as_of: Day = None,
+    as_json: AsJson = False,
+) -> None:
+    """Why a contact has its scores as of --as-of (default yesterday): each rule's
+    contribution (with the count, newest and oldest of its events), summing to the total
+    before the score's limit, then the score and its band."""
+    from leadflow.scoring.scores import explain as explain_scores
+    from leadflow.scoring.scores import yesterday
+
+    space = workspace()
+    day = as_of.date() if as_of else yesterday(space)
+    explanations = explain_scores(space, email, day)
+    if as_json:
+        print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
+        return
+    for item in explanations:
+        table = Table(
+            title=f"{item.score} of {item.email} as of {item.day}: {item.value:g}"
+            + (f" ({item.band})" if item.band else "")
+        )
+        for column in ("rule", "kind", "points", "contrib.", "events", "newest", "oldest"):
+            table.add_column(column, overflow="fold")
+        for rule in item.rules:
+            table.add_row(
+                rule.rule,
+                rule.kind,
+                f"{rule.points:g}",
+                f"{rule.contribution:.4f}",
+                "" if rule.events is None else str(rule.events),
+                str(rule.newest or "")[:16],
+                str(rule.oldest or "")[:16],
+            )
+        table.add_row("total", "", "", f"{item.total_before_limit:.4f}", "", "", "")
+        console.print(table)
+        console.print(f"limit {item.limit[0]:g}..{item.limit[1]:g} -> {item.value:g}")
+
+
+@app.command()
+@handled
+def history(
+    email: Annotated[str, typer.Argument(help="The contact's email.")],
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")],
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD.")],
+    out: Annotated[Path | None, typer.Option(help="A CSV file instead of a table.")] = None,
+) -> None:
+    """A contact's score path from --start to --end: one row per day and score, band changes
+    marked. Recomputed from the lake for those days (no row per contact per day is stored)."""
+    from leadflow.exports import write_csv
+    from leadflow.scoring.scores import history as score_history
+
+    table = score_history(workspace(), email, start.date(), end.date())
+    if out:
+        write_csv(table, out)
+        console.print(f"{table.num_rows} rows written to {out}")
+        return
+    view = Table(title=f"score history of {email}")
+    for column in ("day", "score", "value", "band", "band change"):
+        view.add_column(column)
+    for row in table.to_pylist():
+        change = (
+            f"{row['previous_band']} -> {row['band']}"
+            if row["previous_band"] is not None and row["previous_band"] != row["band"]
+            else ""
+        )
+        view.add_row(
+            str(row["day"]), row["score"], f"{row['value']:.4f}", row["band"] or "", change
+        )
+    console.print(view)
+
+
+@app.command()
+@handled
+def tier(as_of: Day = None, as_json: AsJson = False) -> None:
+    """Marketing contacts against the paid tier as of --as-of (default yesterday): use in %,
+    queued and scheduled demotions, the count projected after the next renewal, the saving."""
+    from leadflow.marketing import tier_report
+    from leadflow.scoring.scores import yesterday
+
+    space = workspace()
+    report = tier_report(space, as_of.date() if as_of else yesterday(space))
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+        return
+    print_tier(report)
+
+
+def print_rescore_impact(as_of: datetime | None) -> None:
+    """`rescore --dry-run`: contacts per band now and after, the biggest movers."""
+    from leadflow.scoring.scores import last_scored_day, rescore_impact, yesterday
+
+    space = workspace()
+    day = as_of.date() if as_of else (last_scored_day(space) or yesterday(space))
+    impact = rescore_impact(space, day)
+    table = Table(title=f"rescore impact as of {day} (model {space.config.model_version})")
+    for column in ("score", "band", "now", "after rescore"):
+        table.add_column(column, justify="left" if column in ("score", "band") else "right")
+    for row in impact.bands:
+        table.add_row(*[str(value) for value in row])
+    console.print(table)
+    movers = Table(title="biggest movers")
+    for column in ("email", "score", "now", "after", "change"):
+        movers.add_column(column, justify="left" if column in ("email", "score") else "right")
+    for row in impact.movers:
+        movers.add_row(row[0], row[1], f"{row[2]:.2f}", f"{row[3]:.2f}", f"{row[4]:+.2f}")
+    console.print(movers)
+    console.print(f"{impact.band_changes} contacts would change band; nothing was written")

@@ -1,0 +1,206 @@
+"""The runs: the daily run, a backfill, a rescore and the demo, each under the run lock.
+
+They are plain functions over a workspace and a `Steps`, which says how each step is carried
+out. The command line passes `LocalSteps`: direct calls, no Prefect server to wait for. The
+Prefect flows (`flows/`) pass their own steps, Prefect tasks with retries, logging and
+artifacts around the same functions. So a run is the same whether Prefect orchestrates it or
+not; only the reporting around it differs.
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+from leadflow.ingest.inbox import file_away, pending_files
+from leadflow.pipeline.days import execute, run_day
+from leadflow.pipeline.plans import Plan, plan_backfill, plan_daily, plan_rescore
+from leadflow.pipeline.replay import begin_replay
+from leadflow.store.lock import state_lock
+from leadflow.workspace import Workspace
+
+
+class NothingToRescore(RuntimeError):
+    """No day has been run yet."""
+
+
+class Steps(Protocol):
+    """How a run's steps are carried out."""
+
+    def holder(self, run: str) -> str:
+        """The name the run lock shows to anyone refused while this run holds it."""
+
+    def ingest_file(self, path: Path, kind: str | None) -> dict: ...
+
+    def ingested(self, results: list[dict]) -> None:
+        """Publish what a run's ingest did (all files)."""
+
+    def undo(self, after: date, through: date) -> dict[str, int]: ...
+
+    def run_day(self, day: date) -> dict: ...
+
+    def day_done(self, plan: Plan, day: date, done: int) -> None:
+        """After each day of `plan` (progress)."""
+
+    def generate(self, out_dir: Path, contacts: int, days: int, seed: int): ...
+
+    def report(self, title: str, plan: Plan, ingested: list[dict], days: list[dict]) -> None:
+        """Publish the run's report."""
+
+    def log(self, message: str) -> None: ...
+
+
+def ingest_outcome(workspace: Workspace, path: Path, kind: str | None = None) -> dict:
+    """Load one file and say what happened; a rejected batch or an unreadable file is an
+    outcome (`status: rejected` with the reason), not an error: the other files still load."""
+    from leadflow.ingest.load import BatchRejected, InputColumnsError, ingest_file
+    from leadflow.ingest.readers import InputFileError
+
+    try:
+        result = ingest_file(workspace, path, kind=kind)
+    except (BatchRejected, InputFileError, InputColumnsError) as rejection:
+        return {"file": str(path), "status": "rejected", "reason": str(rejection)}
+    summary = asdict(result)
+    summary.pop("validation")
+    if result.validation:
+        summary["quality"] = [asdict(outcome) for outcome in result.validation.outcomes]
+    return summary
+
+
+@dataclass
+class LocalSteps:
+    """Steps called directly, in this process: the command line without a Prefect API."""
+
+    workspace: Workspace
+    on_day: Callable[[date, int, int], None] | None = None  # (day, done, planned)
+    on_file: Callable[[Path], None] | None = None  # before each file
+    on_generated: Callable[[str, int, int], None] | None = None  # (step, done, steps)
+    log: Callable[[str], None] = field(default=lambda message: None)
+
+    def holder(self, run: str) -> str:
+        return f"leadflow {run}"
+
+    def ingest_file(self, path: Path, kind: str | None) -> dict:
+        if self.on_file:
+            self.on_file(path)
+        outcome = ingest_outcome(self.workspace, path, kind)
+        self.log(f"{Path(path).name}: {outcome['status']}")
+        return outcome
+
+    def ingested(self, results: list[dict]) -> None:
+        pass
+
+    def undo(self, after: date, through: date) -> dict[str, int]:
+        touched = begin_replay(self.workspace, after, through)
+        self.log(f"undid the changes stamped after {after}")
+        return touched
+
+    def run_day(self, day: date) -> dict:
+        summary = run_day(self.workspace, day)
+        timing = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in summary.seconds.items())
+        self.log(f"{day}: {timing}")
+        return asdict(summary)
+
+    def day_done(self, plan: Plan, day: date, done: int) -> None:
+        if self.on_day:
+            self.on_day(day, done, len(plan.days))
+
+    def generate(self, out_dir: Path, contacts: int, days: int, seed: int):
+        from leadflow.demo_data import generate_demo_data
+
+        return generate_demo_data(
+            out_dir, contacts=contacts, days=days, seed=seed, on_step=self.on_generated
+        )
+
+    def report(self, title: str, plan: Plan, ingested: list[dict], days: list[dict]) -> None:
+        pass
+
+
+def _ingest_files(steps: Steps, paths: list[Path], kind: str | None = None) -> list[dict]:
+    results = [steps.ingest_file(Path(path), kind) for path in paths]
+    steps.ingested(results)
+    return results
+
+
+def _carry_out(workspace: Workspace, steps: Steps, plan: Plan) -> list[dict]:
+    done = 0
+
+    def after_day(day: date, _summary: dict) -> None:
+        nonlocal done
+        done += 1
+        steps.day_done(plan, day, done)
+
+    return execute(workspace, plan, run=steps.run_day, undo=steps.undo, on_day=after_day)
+
+
+def _outcome(plan: Plan, ingested: list[dict], days: list[dict]) -> dict:
+    return {"plan": plan.describe(), "ingest": ingested, "days": days}
+
+
+def daily(
+    workspace: Workspace, steps: Steps, as_of: date | None = None, inbox: Path | None = None
+) -> dict:
+    """Ingest the inbox's files (each filed away by its outcome), then run `as_of` (default:
+    yesterday in the account zone), catching up on missed days or replaying from `as_of`."""
+    from leadflow.scoring.scores import yesterday
+
+    day = as_of or yesterday(workspace)
+    with state_lock(workspace.engine, steps.holder("daily run")):
+        ingested = []
+        files = pending_files(inbox) if inbox else []
+        if files:
+            ingested = _ingest_files(steps, files)
+            for path, result in zip(files, ingested, strict=True):
+                result["filed_to"] = str(file_away(path, result["status"]))
+        plan = plan_daily(workspace, day)
+        steps.log(f"daily run of {day}: {plan.describe()}")
+        days = _carry_out(workspace, steps, plan)
+        steps.report(f"Daily run of {day}", plan, ingested, days)
+    return _outcome(plan, ingested, days)
+
+
+def backfill(workspace: Workspace, steps: Steps, start: date, end: date) -> dict:
+    """Run every day from `start` to `end`; days already run after `start` are undone first
+    and the replay goes on up to the latest of them."""
+    with state_lock(workspace.engine, steps.holder("backfill")):
+        plan = plan_backfill(workspace, start, end)
+        steps.log(f"backfill {start}..{end}: {plan.describe()}")
+        days = _carry_out(workspace, steps, plan)
+        steps.report(f"Backfill {start}..{end}", plan, [], days)
+    return _outcome(plan, [], days)
+
+
+def rescore(workspace: Workspace, steps: Steps) -> dict:
+    """Rescore every contact as of the latest day run, and move stages and marketing status
+    by the current rules."""
+    with state_lock(workspace.engine, steps.holder("rescore")):
+        plan = plan_rescore(workspace)
+        if plan is None:
+            raise NothingToRescore("nothing to rescore: no day has been run yet (leadflow run)")
+        days = _carry_out(workspace, steps, plan)
+        steps.report(f"Rescore as of {plan.days[-1]}", plan, [], days)
+    return _outcome(plan, [], days)
+
+
+def demo(
+    workspace: Workspace, steps: Steps, out_dir: Path, contacts: int, days: int, seed: int
+) -> dict:
+    """Generate the sample files, ingest them (contacts first, the broken batch last), then
+    run the pipeline as of the last day of the sample (yesterday), as the daily run does."""
+    from leadflow.scoring.scores import yesterday
+
+    with state_lock(workspace.engine, steps.holder("demo")):
+        dataset = steps.generate(out_dir, contacts, days, seed)
+        files = [
+            dataset.contacts_file,
+            dataset.hubspot_file,
+            *dataset.event_files,
+            dataset.rejected_file,
+        ]
+        ingested = _ingest_files(steps, files)
+        day = yesterday(workspace)
+        plan = plan_daily(workspace, day)
+        ran = _carry_out(workspace, steps, plan)
+        steps.report(f"Demo run of {day}", plan, ingested, ran)
+    return _outcome(plan, ingested, ran)
