@@ -6,6 +6,7 @@ of where the contact stands. A contact's first stage may come from its record (a
 export's `Lifecycle Stage`); `other` stands outside the order and is left to admins.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -32,6 +33,7 @@ from leadflow.scoring.scores import check_contact, prepare_day, read_contacts
 from leadflow.store.db import bulk_load, bump_state_version, read_arrow
 from leadflow.workspace import Workspace
 
+log = logging.getLogger(__name__)
 CURRENT_SCHEMA = pa.schema([("contact_id", pa.int64()), ("stage", pa.string())])
 
 STAGE_MOVES = Table(
@@ -193,7 +195,9 @@ def set_stage(
         raise StageError("a stage change by hand needs a --reason")
     if db is None:
         with workspace.engine.begin() as own:
-            return set_stage(workspace, email, stage, reason, day, own, recorded_at)
+            previous = set_stage(workspace, email, stage, reason, day, own, recorded_at)
+            log.info("stage of %s set to %s: written, committing", email, stage)
+            return previous
     email = email.strip().lower()
     check_contact(workspace, email, db)
     contact_id, current = db.execute(

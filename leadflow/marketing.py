@@ -19,6 +19,7 @@ Every change is a `marketing_change` row stamped with D. The contract's renewals
 one after D, so a backfill of an earlier year sees the renewals of that year.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -47,6 +48,7 @@ from leadflow.scoring.scores import check_contact, prepare_day
 from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow
 from leadflow.workspace import Workspace
 
+log = logging.getLogger(__name__)
 BILLING_MONTHS = {"annual": 12, "monthly": 1}
 OPEN_STATES = ("queued", "scheduled")
 DEMOTION_STATES = ("queued", "scheduled", "applied", "cancelled")
@@ -598,7 +600,9 @@ def set_marketing_status(
         raise MarketingError("a marketing status change by hand needs a --reason")
     if db is None:
         with workspace.engine.begin() as own:
-            return set_marketing_status(workspace, email, status, reason, day, own, recorded_at)
+            done = set_marketing_status(workspace, email, status, reason, day, own, recorded_at)
+            log.info("marketing status of %s: %s: written, committing", email, done)
+            return done
     email = email.strip().lower()
     check_contact(workspace, email, db)
     contract = workspace.config.contract

@@ -1,6 +1,7 @@
 """Days of the pipeline on SQLite and PostgreSQL: plans, late data undone and replayed,
 backfills equal to daily runs, admins' changes kept through a replay, the run lock."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +11,14 @@ from sqlalchemy import text
 from leadflow.exports import contacts_as_of
 from leadflow.ingest.load import ingest_file
 from leadflow.lifecycle import set_stage
-from leadflow.pipeline.days import execute
-from leadflow.pipeline.plans import Plan, plan_backfill, plan_daily
+from leadflow.pipeline.days import execute, run_day
+from leadflow.pipeline.plans import Plan, latest_day, plan_backfill, plan_daily
+from leadflow.pipeline.replay import (
+    ReplayPending,
+    begin_replay,
+    pending_replay,
+    refuse_during_replay,
+)
 from leadflow.scoring.scores import scores_as_of
 from leadflow.store.lock import RunInProgress, state_lock
 from tests.conftest import fresh_postgres_schema, lock_held_by_another_process, make_workspace
@@ -220,14 +227,74 @@ def test_an_admin_change_survives_the_replay_of_late_data(space):
 
 def test_the_run_lock_refuses_a_second_run_from_another_process(space):
     url = space.engine.url.render_as_string(hide_password=False)
-    with lock_held_by_another_process(url, "a test holder"):
-        with (
-            pytest.raises(RunInProgress, match="being changed by .*a test holder"),
-            state_lock(space.engine, "me"),
-        ):
+    with lock_held_by_another_process(url, "a test holder with a long name, of a flow run"):
+        with pytest.raises(RunInProgress) as refused, state_lock(space.engine, "me"):
             pass
+        # The holder in full, with its pid, host and start (not cut at 63 characters).
+        assert re.search(
+            r"being changed by a test holder with a long name, of a flow run \(pid \d+ on "
+            r"\S+, since \d{4}-\d\d-\d\dT[\d:]+\+00:00\); try again when it finishes$",
+            str(refused.value),
+        ), str(refused.value)
         with pytest.raises(RunInProgress), state_lock(space.engine, "me", wait_seconds=1):
             pass
-    # Released with the process that held it, even killed.
-    with state_lock(space.engine, "me"), state_lock(space.engine, "me again (re-entrant)"):
+    # Released with the process that held it, even killed (once the server has seen the
+    # session end: a moment on PostgreSQL).
+    with (
+        state_lock(space.engine, "me", wait_seconds=5),
+        state_lock(space.engine, "me again (re-entrant)"),
+    ):
         pass
+
+
+def test_an_interrupted_replay_is_finished_first_by_every_later_plan(space):
+    """What a replay killed after its second day leaves behind, and what later plans do."""
+    load(space, "on-time", ON_TIME)
+    for day in DAYS[:5]:
+        run_daily(space, day)
+    set_stage(space, "bob@x.com", "subscriber", "newsletter only", DAYS[3])
+    # A backfill from DAYS[1]: its undo commits, then DAYS[1] and DAYS[2]; killed there.
+    begin_replay(space, DAYS[0], DAYS[4])
+    assert pending_replay(space.engine).through == DAYS[4]
+    for day in DAYS[1:3]:
+        run_day(space, day)
+    assert latest_day(space) == DAYS[2]
+    with space.engine.connect() as connection:
+        aside = connection.execute(text("SELECT day, kind, value FROM replay_admin_change")).all()
+    assert [(str(day), kind, value) for day, kind, value in aside] == [
+        (str(DAYS[3]), "stage", "subscriber")
+    ]  # set aside in the state store, not lost with the process
+    with pytest.raises(ReplayPending, match="finish it first"):
+        refuse_during_replay(space)
+
+    resumed = "finish the interrupted replay up to 2026-11-06: "
+    # The same backfill again resumes where it stopped; so does any daily run.
+    assert plan_backfill(space, DAYS[1], DAYS[2]) == Plan(None, DAYS[3:5], DAYS[4], DAYS[4])
+    assert plan_daily(space, DAYS[5]) == Plan(None, DAYS[3:6], DAYS[4], DAYS[4])
+    assert plan_daily(space, DAYS[4]).days == DAYS[3:5]
+    assert plan_daily(space, DAYS[4]).describe().startswith(resumed + "run 2 day(s)")
+    # The interrupted replay's own undo is not made again; an earlier one is.
+    assert plan_daily(space, DAYS[1]) == Plan(None, DAYS[3:5], DAYS[4], DAYS[4])
+    before_d1 = DAYS[0] - timedelta(days=1)
+    assert plan_daily(space, DAYS[0]) == Plan(before_d1, DAYS[:5], DAYS[4], DAYS[4])
+    # Late data since the replay began: the same backfill starts again.
+    load(space, "late", LATE)
+    assert plan_backfill(space, DAYS[1], DAYS[2]) == Plan(DAYS[0], DAYS[1:5], DAYS[4], DAYS[4])
+
+    execute(space, plan_daily(space, DAYS[4]))
+    assert pending_replay(space.engine) is None
+    with space.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM replay_admin_change")).scalar() == 0
+        moves = connection.execute(
+            text(
+                "SELECT m.day, m.to_stage, m.rule FROM stage_move m"
+                " JOIN contact c ON c.id = m.contact_id WHERE c.email = 'bob@x.com' ORDER BY m.id"
+            )
+        ).all()
+    # Made again on its day by the replay, after that day's rules; the next day's rules move
+    # bob forward again, as any day run after the admin's change does.
+    assert [(str(day), stage, rule) for day, stage, rule in moves] == [
+        (str(DAYS[0]), "lead", "lifecycle.promote.lead"),
+        (str(DAYS[3]), "subscriber", "admin"),
+        (str(DAYS[4]), "lead", "lifecycle.promote.lead"),
+    ]

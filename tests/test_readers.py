@@ -94,3 +94,41 @@ def test_format_is_taken_from_the_extension():
     assert file_format(Path("a.jsonl")) == "jsonl"
     assert file_format(Path("a.ndjson")) == "jsonl"
     assert file_format(Path("a.parquet")) == "parquet"
+
+
+def test_a_json_array_of_records_is_read_and_other_items_are_unreadable(tmp_path):
+    document = [{"event_id": "1", "flag": True}, 7, {"event_id": "2", "nested": {"a": [1]}}]
+    raw = read_input(write(tmp_path / "events.json", json.dumps(document, indent=2)))
+    assert raw.table.column(ROW).to_pylist() == [1, 3]
+    assert raw.table.column("flag").to_pylist() == ["true", None]  # JSON text, as in CSV
+    assert json.loads(raw.table.column("nested").to_pylist()[1]) == {"a": [1]}
+    assert [(item.row, item.reason) for item in raw.unreadable] == [
+        (2, "not a JSON object (number)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("numbers.json", b"[1, 2, 3]", "is a JSON array of numbers, not of records"),
+        ("broken.json", b'[{"a": 1},', "invalid JSON at line 1"),
+        ("pretty.json", b'{\n  "a": 1\n}\n', "not JSON Lines (line 1"),
+        ("export.csv", b"PAR1\x00\x00binary", "is a Parquet file: name it .parquet"),
+        ("export.csv", b"\x1f\x8b\x08\x00", "gzip-compressed: decompress it first"),
+        ("contacts.csv", b"PK\x03\x04\x14\x00", "ZIP archive (an Excel workbook?"),
+        ("report.csv", b"%PDF-1.7\n", "a PDF document"),
+    ],
+)
+def test_files_of_the_wrong_shape_are_named_for_what_they_are(tmp_path, name, content, message):
+    path = write(tmp_path / name, content)
+    with pytest.raises(InputFileError) as error:
+        read_input(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert message in str(error.value)
+
+
+def test_a_folder_or_a_missing_file_is_named_for_what_it_is(tmp_path):
+    with pytest.raises(InputFileError, match="is a folder, not a file"):
+        read_input(tmp_path)
+    with pytest.raises(InputFileError, match="no such file"):
+        read_input(tmp_path / "missing.csv")

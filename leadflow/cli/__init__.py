@@ -33,6 +33,10 @@ def options(
         os.environ["LEADFLOW_DEBUG"] = "1"
     if verbose:
         os.environ["LEADFLOW_VERBOSE"] = "1"
+    if os.environ.get("LEADFLOW_VERBOSE", "") not in ("", "0"):
+        from leadflow.cli.common import show_log_lines
+
+        show_log_lines()
 
 
 from leadflow.cli import admin, data, runs, scores  # noqa: E402, F401  (they register commands)

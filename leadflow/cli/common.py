@@ -5,6 +5,7 @@ Only typer and rich are imported here: `leadflow --help` must answer at once. Ev
 """
 
 import functools
+import logging
 import os
 import sys
 import tomllib
@@ -26,6 +27,34 @@ Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The da
 
 def debug_enabled() -> bool:
     return os.environ.get("LEADFLOW_DEBUG", "") not in ("", "0")
+
+
+def verbose_enabled() -> bool:
+    return os.environ.get("LEADFLOW_VERBOSE", "") not in ("", "0")
+
+
+class ConsoleLog(logging.Handler):
+    """leadflow's log lines on the terminal (--verbose), above any progress bar."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        console.print(
+            f"{stamp} {record.getMessage()}",
+            style="dim",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def show_log_lines() -> None:
+    logger = logging.getLogger("leadflow")
+    if not any(isinstance(handler, ConsoleLog) for handler in logger.handlers):
+        logger.addHandler(ConsoleLog())
+    logger.setLevel(logging.INFO)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -93,6 +122,7 @@ def prefect_api_url() -> str | None:
 def quiet_prefect_console(verbose: bool) -> None:
     """Prefect's log lines go to the run's log (the UI), not between the progress bars; with
     --verbose they are printed too. Set before Prefect is imported."""
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "leadflow")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
 

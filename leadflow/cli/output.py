@@ -1,6 +1,7 @@
 """What the commands print: tables that read at 80 columns, and the outcome of a run."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,15 +11,17 @@ from rich.table import Table
 from leadflow.cli.common import console, errors, short_path
 
 
-def progress_bar() -> Progress:
-    """A bar that moves from the start: a spinner-like pulse until the total is known."""
-    return Progress(
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """A bar that moves from the start (a pulse until the total is known)."""
+    with Progress(
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
-    )
+    ) as progress:
+        yield progress
 
 
 def progress_callback(progress: Progress, bar, verb: str) -> Callable[[object, int, int], None]:

@@ -6,7 +6,6 @@ that server, with its artifacts. The steps are the same functions either way
 (`leadflow.pipeline.runs`).
 """
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +21,7 @@ from leadflow.cli.common import (
     handled,
     prefect_api_url,
     quiet_prefect_console,
+    verbose_enabled,
     workspace,
 )
 from leadflow.cli.output import print_outcome, progress_bar, progress_callback, results_table
@@ -30,33 +30,24 @@ Start = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day, 
 End = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD.")]
 
 
-def _verbose() -> bool:
-    return os.environ.get("LEADFLOW_VERBOSE", "") not in ("", "0")
-
-
 def _flow_mode() -> bool:
     """Whether runs go to a Prefect server (checked to answer, first)."""
     url = prefect_api_url()
     if url is None:
         return False
     check_prefect_api(url)
-    quiet_prefect_console(_verbose())
+    quiet_prefect_console(verbose_enabled())
     return True
 
 
 def _local_steps(space, progress, bar, verb: str = "ran"):
     from leadflow.pipeline.runs import LocalSteps
 
-    def log(message: str) -> None:
-        if _verbose():
-            progress.console.print(message, style="dim", markup=False, highlight=False)
-
     return LocalSteps(
         space,
         on_day=progress_callback(progress, bar, verb),
         on_file=lambda path: progress.update(bar, description=f"ingest {Path(path).name}"),
         on_generated=progress_callback(progress, bar, "generated"),
-        log=log,
     )
 
 

@@ -19,6 +19,7 @@ property only gets a history row when its value changes.
 
 import csv
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from leadflow.store.db import bulk_load, session_scope
 from leadflow.workspace import Workspace
 from models import Contact, IngestBatch, QuarantinedRow
 
+log = logging.getLogger(__name__)
 Kind = Literal["contacts", "events"]
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -284,6 +286,7 @@ def _ingest(
         chunk_rows=VALIDATION_CHUNK_ROWS,
     )
 
+    log.info("%s: rows validated (%d)", path.name, raw.rows_total)
     quarantine = _quarantine_rows(connection, path, raw, columns, validation)
     rows_total = raw.rows_total
     connection.unregister("raw")
@@ -332,6 +335,7 @@ def _ingest(
         if kind == "events":
             staged = _stage_events(workspace, connection, result)
             batch_row.lake_files = len(staged.targets)
+            log.info("%s: events staged in the lake (%d)", path.name, result.rows_loaded)
         with session_scope(workspace.engine) as session:
             session.add(batch_row)
             session.flush()
@@ -357,6 +361,8 @@ def _ingest(
             session.add(batch_row)
             if staged:
                 workspace.lake.publish(staged)
+                log.info("%s: published in the lake, committing", path.name)
+        log.info("%s: committed", path.name)
     except BaseException:
         if staged:
             workspace.lake.discard(staged)

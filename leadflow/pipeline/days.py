@@ -8,6 +8,7 @@ leaves the day whole or absent. The run cache is folded after the commit, so it 
 ahead of the state store (it may lag behind; it then rebuilds what it misses).
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,6 +30,7 @@ from leadflow.scoring.scores import ScoringSummary, prepare_day, score_step
 from leadflow.workspace import Workspace
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,25 +65,32 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
             properties=inputs.properties,
         )
         seconds["read and scan"] = perf_counter() - clock
+        log.info("%s: read and scanned", day)
         with workspace.engine.begin() as db:
             clock = perf_counter()
             scoring = score_step(workspace, connection, day, started, db, inputs.scores)
             seconds["score"] = perf_counter() - clock
+            log.info("%s: scores written (%d changed)", day, scoring.scores_changed)
             clock = perf_counter()
             lifecycle = lifecycle_step(workspace, connection, day, inputs.stages, db)
             seconds["lifecycle"] = perf_counter() - clock
+            log.info("%s: stage moves written (%d)", day, lifecycle.moves)
             clock = perf_counter()
             marketing = marketing_step(workspace, connection, day, inputs.state, db)
             seconds["marketing"] = perf_counter() - clock
+            log.info("%s: marketing changes written", day)
             clock = perf_counter()
             admin_changes = redo_admin_changes(workspace, db, day)
             _record_day_run(db, workspace, day)
             end_replay_if_reached(db, day)
+            log.info("%s: admin changes made again (%d); committing", day, admin_changes)
         seconds["commit"] = perf_counter() - clock
+        log.info("%s: committed", day)
         clock = perf_counter()
         if not admin_changes:  # the fold knows the rules' changes only: else the mirror re-reads
             record_day(connection, workspace, day, workspace.config.model_version)
         seconds["cache"] = perf_counter() - clock
+        log.info("%s: run cache folded", day)
     return DaySummary(day, scoring, lifecycle, marketing, admin_changes, seconds, inputs.reads)
 
 

@@ -9,6 +9,7 @@ kill leaves a consistent state at the last committed day, with the intent and th
 changes still to make: the next run finishes the replay (`leadflow.pipeline.plans`).
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -21,6 +22,7 @@ from leadflow.marketing import MarketingError, set_marketing_status
 from leadflow.store.db import bump_state_version, connected
 from leadflow.workspace import Workspace
 
+log = logging.getLogger(__name__)
 UNDONE = "undone"  # the model version of a stored score to be rewritten by the replay
 
 
@@ -177,6 +179,7 @@ def begin_replay(workspace: Workspace, after: date, through: date) -> dict[str, 
                 "now": datetime.now(UTC),
             },
         )
+    log.info("undo after %s committed: replay up to %s", after, through)
     return touched
 
 

@@ -7,8 +7,9 @@ artifacts around the same functions. So a run is the same whether Prefect orches
 not; only the reporting around it differs.
 """
 
+import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,8 @@ from leadflow.pipeline.plans import Plan, plan_backfill, plan_daily, plan_rescor
 from leadflow.pipeline.replay import begin_replay
 from leadflow.store.lock import state_lock
 from leadflow.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 class NothingToRescore(RuntimeError):
@@ -76,10 +79,9 @@ class LocalSteps:
     on_day: Callable[[date, int, int], None] | None = None  # (day, done, planned)
     on_file: Callable[[Path], None] | None = None  # before each file
     on_generated: Callable[[str, int, int], None] | None = None  # (step, done, steps)
-    log: Callable[[str], None] = field(default=lambda message: None)
 
     def holder(self, run: str) -> str:
-        return f"leadflow {run}"
+        return "leadflow run" if run == "daily" else f"leadflow {run}"
 
     def ingest_file(self, path: Path, kind: str | None) -> dict:
         if self.on_file:
@@ -87,6 +89,9 @@ class LocalSteps:
         outcome = ingest_outcome(self.workspace, path, kind)
         self.log(f"{Path(path).name}: {outcome['status']}")
         return outcome
+
+    def log(self, message: str) -> None:
+        log.info(message)
 
     def ingested(self, results: list[dict]) -> None:
         pass
@@ -146,7 +151,7 @@ def daily(
     from leadflow.scoring.scores import yesterday
 
     day = as_of or yesterday(workspace)
-    with state_lock(workspace.engine, steps.holder("daily run")):
+    with state_lock(workspace.engine, steps.holder("daily")):
         ingested = []
         files = pending_files(inbox) if inbox else []
         if files:

@@ -1,0 +1,5 @@
+"""`python -m leadflow`: the command line."""
+
+from leadflow.cli import main
+
+main()
