@@ -1,0 +1,1 @@
+"""The run's charts (SVG) and the standalone HTML report page."""
