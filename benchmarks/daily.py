@@ -182,6 +182,7 @@ def main() -> None:
 
         import flows.daily
         import flows.steps
+        import leadflow.pipeline.runs
         import tasks.ingest
 
         print(f"warm-up flow (twice): {warm_up():.1f} s")
@@ -189,11 +190,11 @@ def main() -> None:
         shutil.copy2(events, inbox / events.name)
 
         timers = Timers()
-        timers.wrap(flows.daily, "ingest_files", "ingest")
-        timers.wrap(tasks.ingest, "ingest_file", "ingest_file")
-        timers.wrap(flows.daily, "plan_daily", "plan")
+        timers.wrap(leadflow.pipeline.runs, "_ingest_files", "ingest")
+        timers.wrap(tasks.ingest, "ingest_outcome", "ingest_file")
+        timers.wrap(leadflow.pipeline.runs, "plan_daily", "plan")
         timers.wrap(flows.steps, "run_day_task", "day task")
-        timers.wrap(flows.daily, "report_task", "report task")
+        timers.wrap(flows.steps, "report_task", "report task")
         flow = lambda: flows.daily.daily_flow(as_of=RUN_DAY)  # noqa: E731
         if args.profile:
             import cProfile
