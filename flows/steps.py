@@ -15,6 +15,7 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 
 from leadflow.pipeline.plans import Plan
+from leadflow.report.content import quality_rows
 from tasks.day import run_day_task, undo_task
 from tasks.demo import generate_task
 from tasks.ingest import ingest_file_task
@@ -46,20 +47,6 @@ def ingest_summary_markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def quality_rows(results: list[dict]) -> list[dict]:
-    """One row per file and expectation: the data-quality results of the run."""
-    return [
-        {
-            "file": Path(item["file"]).name,
-            "column": outcome["column"],
-            "expectation": outcome["expectation"],
-            "failed_rows": outcome["failed_rows"],
-        }
-        for item in results
-        for outcome in item.get("quality", [])
-    ]
-
-
 class PrefectSteps:
     """One task per file, per day and for the undo; artifacts on the flow run. The ingest
     tasks run in the flow itself, not a sub-flow: its own run would cost the daily flow about
@@ -81,11 +68,14 @@ class PrefectSteps:
             markdown=ingest_summary_markdown(results),
             description="Files ingested by this run",
         )
-        create_table_artifact(
-            key="data-quality",
-            table=quality_rows(results) or [{"file": "-", "failed_rows": 0}],
-            description="Great Expectations results per file and expectation",
-        )
+        quality = quality_rows(results)
+        description = "Great Expectations results per file and expectation"
+        if quality:
+            create_table_artifact(key="data-quality", table=quality, description=description)
+        else:
+            create_markdown_artifact(
+                key="data-quality", markdown="No file was validated.", description=description
+            )
 
     def undo(self, after: date, through: date) -> dict[str, int]:
         return undo_task(after, through)
@@ -108,8 +98,8 @@ class PrefectSteps:
     def generate(self, out_dir: Path, contacts: int, days: int, seed: int):
         return generate_task(out_dir, contacts, days, seed)
 
-    def report(self, title: str, plan: Plan, ingested: list[dict], days: list[dict]) -> None:
-        report_task(title, plan.describe(), ingested, days)
+    def report(self, report: dict) -> None:
+        report_task(report)
 
     def log(self, message: str) -> None:
         get_run_logger().info(message)

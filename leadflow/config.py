@@ -45,6 +45,7 @@ from leadflow.domain import (
     OTHER_STAGE,
     STAGES,
 )
+from leadflow.errors import UserError
 
 Stage = Literal[STAGES]
 StageOrOther = Literal[(*STAGES, OTHER_STAGE)]
@@ -76,8 +77,10 @@ DEFAULT_CREATION_STATUS: dict[str, str] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The configuration cannot be used; the message is one line: file, key path, reason."""
+
+    exit_code = 2
 
 
 def _known_event_type(value: str) -> str:
@@ -653,7 +656,10 @@ def load_config(path: Path) -> LeadflowConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{source}: file not found") from None
+        raise ConfigError(
+            f"{source}: file not found (`leadflow init` writes one to edit; or point "
+            "LEADFLOW_CONFIG at yours)"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{source}: cannot read: {error}") from error
     try:

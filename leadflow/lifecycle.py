@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.domain import OTHER_STAGE, STAGES
+from leadflow.errors import UserError
 from leadflow.lake import duckdb_connection
 from leadflow.scoring.query import moves_forward_sql, stage_rank
 from leadflow.scoring.scores import check_contact, prepare_day, read_contacts
@@ -53,7 +54,7 @@ STAGE_ENTRIES = Table(
 )
 
 
-class StageError(ValueError):
+class StageError(UserError, ValueError):
     """An admin stage change that cannot be made (the message says why)."""
 
 

@@ -41,6 +41,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.config import Contract, LeadflowConfig
 from leadflow.domain import NON_MARKETING_SOURCES
+from leadflow.errors import UserError
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
 from leadflow.scoring.conditions import quote
@@ -58,7 +59,7 @@ WARNING_PCT = 75.0
 ALERT_PCT = 100.0
 
 
-class MarketingError(ValueError):
+class MarketingError(UserError, ValueError):
     """An admin marketing change that cannot be made (the message says why)."""
 
 

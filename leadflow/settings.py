@@ -6,6 +6,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path(".leadflow")
+# The complete, commented example configuration: the demo's, and what `leadflow init` copies.
+EXAMPLE_CONFIG = PROJECT_ROOT / "leadflow.yaml"
 
 
 class Settings(BaseSettings):

@@ -7,7 +7,7 @@ from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
 from models.replay import Replay, ReplayAdminChange, RunLockHolder
-from models.run import DayRun, StateVersion
+from models.run import DayRun, RunReport, StateVersion
 from models.score import BandChange, ContactScore, ScoringRun
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "QuarantinedRow",
     "Replay",
     "ReplayAdminChange",
+    "RunReport",
     "RunLockHolder",
     "SQLModel",
     "ScoringRun",

@@ -13,6 +13,7 @@ class DayRun(SQLModel, table=True):
     day: date = Field(primary_key=True)
     model_version: str
     finished_at: datetime
+    marketing_contacts: int | None = None  # the tier use at the end of the day (its chart)
 
 
 class StateVersion(SQLModel, table=True):
@@ -25,3 +26,15 @@ class StateVersion(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     token: str = "initial"
+
+
+class RunReport(SQLModel, table=True):
+    """A run's report (`leadflow.report.content`), as JSON: what its artifacts showed, kept
+    so that `leadflow report` can show it again, with or without Prefect."""
+
+    __tablename__ = "run_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    created_at: datetime
+    content: str

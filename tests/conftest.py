@@ -160,8 +160,8 @@ def logical_state(space: Workspace) -> dict:
     state: dict = {}
     with space.engine.connect() as connection:
         for table in metadata.sorted_tables:
-            if table.name in ("scoring_run", "state_version"):
-                continue  # a log of the work done, and a count of the writes: not state
+            if table.name in ("scoring_run", "state_version", "run_report"):
+                continue  # logs of the work done, and a count of the writes: not state
             columns = [c for c in table.columns if c.name not in INCIDENTAL_COLUMNS]
             rows = connection.execute(table.select().with_only_columns(*columns)).fetchall()
             state[table.name] = sorted(map(repr, rows))

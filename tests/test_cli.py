@@ -163,7 +163,7 @@ def test_run_moves_stages_and_stage_set_moves_back(prefect_harness, leadflow_env
     runner.invoke(app, ["ingest", str(write_csv(leadflow_env / "e.csv", rows, EVENT_HEADER))])
     result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
     assert result.exit_code == 0, result.output
-    assert "1 contacts moved forward" in result.stdout and "lead 1" in result.stdout
+    assert "1 stage move(s)" in result.stdout and "lead 1" in result.stdout
     result = runner.invoke(
         app,
         [
@@ -195,7 +195,7 @@ def test_marketing_set_tier_and_export_contacts(prefect_harness, leadflow_env):
     runner.invoke(app, ["ingest", str(write_csv(leadflow_env / "e.csv", rows, EVENT_HEADER))])
     result = runner.invoke(app, ["run", "--as-of", "2026-11-10"])
     assert result.exit_code == 0, result.output
-    assert "marketing as of 2026-11-10: 2 new contacts given a status" in result.stdout
+    assert "2 first marketing status(es)" in result.stdout
 
     result = runner.invoke(
         app,
@@ -234,6 +234,10 @@ def test_marketing_set_tier_and_export_contacts(prefect_harness, leadflow_env):
         "projected_after_renewal": 0,
         "saving": 1,
         "renewal_date": "2027-03-01",
+        # After the latest day run: said so, in one line.
+        "covered": False,
+        "note": "no run covers 2026-12-05: the latest day run is 2026-11-10; this is the state "
+        "it left",
     }
     before = json.loads(runner.invoke(app, ["tier", "--as-of", "2026-12-04", "--json"]).stdout)
     assert before["scheduled_demotions"] == 0  # the request is stamped with its day

@@ -356,7 +356,7 @@ def test_duplicate_yaml_key_is_an_error_not_last_wins(tmp_path: Path) -> None:
 
 
 def test_missing_empty_and_non_mapping_files(tmp_path: Path) -> None:
-    assert error_of(tmp_path / "absent.yaml") == "file not found"
+    assert error_of(tmp_path / "absent.yaml").startswith("file not found (`leadflow init`")
     assert error_of(write(tmp_path, "# only a comment\n")) == "the file is empty"
     assert error_of(write(tmp_path, "- account\n")).startswith("expected a mapping of sections")
 

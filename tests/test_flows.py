@@ -29,12 +29,12 @@ from leadflow.deployments import runner_deployments
 from leadflow.exports import contacts_as_of
 from leadflow.ingest.load import BatchRejected, ingest_file
 from leadflow.marketing import demotion_queue
+from leadflow.report.content import QUEUE_ROWS_SHOWN
 from leadflow.scoring.scores import scores_as_of
 from leadflow.settings import PROJECT_ROOT, get_settings
 from leadflow.workspace import Workspace
 from models import Contact, QuarantinedRow
 from tasks.ingest import retry_on_io_error
-from tasks.report import QUEUE_ROWS_SHOWN
 from tests.conftest import lock_held_by_another_process, logical_state
 
 pytestmark = pytest.mark.flow
@@ -120,7 +120,7 @@ def test_demo_command_prints_what_it_did(prefect_harness, leadflow_env):
     assert loaded > 500
     assert "batch rejected" in result.stdout
     assert "engagement: cold" in result.stdout
-    assert "funnel: subscriber" in result.stdout
+    assert "lifecycle funnel after" in result.stdout
     assert "marketing contacts of 10000 paid" in result.stdout
     assert "demotion queue:" in result.stdout
 

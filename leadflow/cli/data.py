@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from leadflow.cli import app
-from leadflow.cli.common import Day, console, handled, workspace
+from leadflow.cli.common import Day, console, errors, fail, handled, workspace
 from leadflow.cli.output import (
     print_errors,
     progress_bar,
@@ -80,6 +80,12 @@ def export(
         console.print(f"{count} quarantined rows written to {out}")
         return
     day = as_of.date() if as_of else yesterday(space)
+    if what is ExportWhat.contacts:
+        from leadflow.pipeline.plans import coverage_note
+
+        note = coverage_note(space, day)
+        if note:
+            errors.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     table = (scores_as_of if what is ExportWhat.scores else contacts_as_of)(space, day)
     write_csv(table, out)
     console.print(f"{what.value} of {table.num_rows} contacts as of {day} written to {out}")
@@ -112,4 +118,28 @@ def generate(
     console.print(
         f"{dataset.n_contacts} contacts, {dataset.n_events} events "
         f"({dataset.n_bad_rows} deliberately bad) in {out}"
+    )
+
+
+@app.command()
+@handled
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to write leadflow.yaml.")] = Path("."),
+) -> None:
+    """Start a project of your own: write a complete, commented leadflow.yaml (the example
+    the demo runs) into FOLDER, to edit."""
+    from leadflow.settings import EXAMPLE_CONFIG
+
+    target = folder / "leadflow.yaml"
+    if target.exists():
+        fail(f"{target} exists: not overwritten (edit it, or remove it first)")
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    console.print(
+        f"wrote {target}. Edit: account.timezone (your CRM's zone), contract.renewal_date, "
+        "contract.marketing_contact_tier and billing (your HubSpot contract), then the "
+        "scores, bands, lifecycle and marketing rules (each is commented). Then: "
+        "`leadflow ingest` your files and `leadflow run`; settings are LEADFLOW_* variables "
+        "(README, Settings).",
+        soft_wrap=False,
     )

@@ -13,31 +13,10 @@ def _first_line(text: object) -> str:
 
 def describe(error: BaseException) -> tuple[str, int]:
     """(message, exit code) for any exception a command raised."""
-    from leadflow.config import ConfigError
-    from leadflow.ingest.load import BatchRejected, InputColumnsError
-    from leadflow.ingest.readers import InputFileError
-    from leadflow.lifecycle import StageError
-    from leadflow.marketing import MarketingError
-    from leadflow.pipeline.replay import ReplayPending
-    from leadflow.pipeline.runs import NothingToRescore
-    from leadflow.scoring.scores import UnknownContact
-    from leadflow.store.lock import RunInProgress
+    from leadflow.errors import UserError
 
-    if isinstance(error, ConfigError):
-        return str(error), 2
-    known = (
-        BatchRejected,
-        InputColumnsError,
-        InputFileError,
-        MarketingError,
-        NothingToRescore,
-        ReplayPending,
-        RunInProgress,
-        StageError,
-        UnknownContact,
-    )
-    if isinstance(error, known):
-        return str(error), 1
+    if isinstance(error, UserError):
+        return str(error), error.exit_code
     database = _database_failure(error)
     if database:
         return database, 1
@@ -53,6 +32,8 @@ def describe(error: BaseException) -> tuple[str, int]:
 
 
 def _database_failure(error: BaseException) -> str | None:
+    if not type(error).__module__.startswith("sqlalchemy"):
+        return None
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     if not isinstance(error, DBAPIError):

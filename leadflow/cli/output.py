@@ -41,8 +41,9 @@ def results_table(title: str, results: list[dict]) -> Table:
         table.add_column(column, justify="right")
     for item in results:
         name = short_path(Path(item["file"]).name, 28)
-        if item["status"] in ("rejected", "failed"):
-            table.add_row(name, f"[red]{item['status']}[/red]", *[""] * 5)
+        if item["status"] == "rejected":
+            status = "rejected again" if item.get("again") else "rejected"
+            table.add_row(name, f"[red]{status}[/red]", *[""] * 5)
             continue
         table.add_row(
             name,
@@ -76,23 +77,19 @@ def print_tier(report) -> None:
     )
 
 
-def print_marketing(summary) -> None:
-    demotions = ", ".join(f"{count} {state}" for state, count in summary.demotions.items())
-    renewal = f"; went through the renewal of {summary.renewal}" if summary.renewal else ""
-    console.print(
-        f"marketing as of {summary.day}: {summary.new_contacts} new contacts given a status, "
-        f"{summary.promoted} promoted, {summary.suppressed} suppressed; "
-        f"demotions {demotions}{renewal}"
-    )
-    print_tier(summary.tier)
-
-
 def print_demotion_queue(queue, limit: int = 10) -> None:
     table = Table(title=f"demotion queue: {queue.num_rows} open demotions")
-    for column in ("email", "state", "rule", "opened", "renewal"):
-        table.add_column(column, overflow="ellipsis", no_wrap=True)
+    wide = console.width >= 100  # the day it was opened, when there is room
+    table.add_column("email", overflow="ellipsis", no_wrap=True, max_width=32)
+    table.add_column("state", no_wrap=True, min_width=9)
+    table.add_column("rule", overflow="ellipsis", no_wrap=True, max_width=16)
+    if wide:
+        table.add_column("opened", no_wrap=True, min_width=10)
+    table.add_column("renewal", no_wrap=True, min_width=10)
     for row in queue.slice(0, limit).to_pylist():
-        table.add_row(*(row[name] for name in queue.column_names))
+        cells = [row["email"], row["state"], row["rule"]]
+        cells += [row["opened_day"]] if wide else []
+        table.add_row(*cells, row["renewal_date"])
     if queue.num_rows > limit:
         table.caption = f"first {limit} shown; `leadflow export contacts` lists every contact"
     console.print(table)
@@ -117,11 +114,18 @@ def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
         print_days_table(days)
     if not days:
         return
+    changes = outcome["changes"]
+    if changes["nothing"]:
+        console.print("[bold]nothing changed[/]: the state is as it was before the run")
+    else:
+        console.print(f"[bold]changed[/]: {changes['summary']}", soft_wrap=True)
     last = days[-1]
     print_scoring(SimpleNamespace(**last["scoring"]))
     print_lifecycle(SimpleNamespace(**last["lifecycle"]))
     marketing = last["marketing"]
-    print_marketing(SimpleNamespace(**{**marketing, "tier": SimpleNamespace(**marketing["tier"])}))
+    if marketing["renewal"]:
+        console.print(f"went through the renewal of {marketing['renewal']}")
+    print_tier(SimpleNamespace(**marketing["tier"]))
     print_demotion_queue(demotion_queue(space))
 
 
@@ -151,9 +155,9 @@ def print_days_table(days: list[dict], most_rows: int = 31) -> None:
 
 
 def print_lifecycle(summary) -> None:
-    console.print(f"lifecycle as of {summary.day}: {summary.moves} contacts moved forward")
     console.print(
-        "  funnel: " + ", ".join(f"{stage} {count}" for stage, count in summary.funnel.items())
+        f"lifecycle funnel after {summary.day}: "
+        + ", ".join(f"{stage} {count}" for stage, count in summary.funnel.items())
     )
 
 
@@ -161,10 +165,7 @@ def print_scoring(summary) -> None:
     model = f"model {summary.model_version}" + (
         " (changed: everyone rescored)" if summary.model_changed else ""
     )
-    console.print(
-        f"scored {summary.contacts} contacts as of {summary.day}, {model}: "
-        f"{summary.scores_changed} scores changed, {summary.band_changes} band changes"
-    )
+    console.print(f"scored {summary.contacts} contacts as of {summary.day}, {model}")
     for score, bands in summary.bands.items():
         shown = ", ".join(
             f"{band} {count}" if band != "-" else f"{count} without a band"

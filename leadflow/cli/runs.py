@@ -6,6 +6,7 @@ that server, with its artifacts. The steps are the same functions either way
 (`leadflow.pipeline.runs`).
 """
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -160,7 +161,9 @@ def demo(
 ) -> None:
     """Generate a realistic sample data set (contacts, a HubSpot export, a year of activity,
     a few deliberately bad rows and one deliberately broken file) and run the pipeline on it:
-    ingest, validation, scores, lifecycle stages, marketing status, the tier report."""
+    ingest, validation, scores, lifecycle stages, marketing status, the tier report. In a
+    folder without leadflow.yaml it runs on the bundled example configuration."""
+    _example_config_unless_own()
     with progress_bar() as progress:
         bar = progress.add_task("demo: starting", total=None)
         space = workspace()
@@ -193,6 +196,19 @@ def demo(
     print_outcome(outcome, space, ingest=False)
 
 
+def _example_config_unless_own() -> None:
+    """The demo in a folder of its own (no leadflow.yaml, no LEADFLOW_CONFIG): the example."""
+    from leadflow.settings import EXAMPLE_CONFIG, get_settings
+
+    if "LEADFLOW_CONFIG" in os.environ or get_settings().config.exists():
+        return
+    os.environ["LEADFLOW_CONFIG"] = str(EXAMPLE_CONFIG)
+    console.print(
+        f"no leadflow.yaml here: the demo runs on the bundled example ({EXAMPLE_CONFIG}); "
+        "`leadflow init` writes a copy to edit"
+    )
+
+
 @app.command()
 @handled
 def serve() -> None:
@@ -205,6 +221,8 @@ def serve() -> None:
     check_prefect_api(url)
     from prefect import serve as prefect_serve
 
-    from leadflow.deployments import runner_deployments
+    from leadflow.deployments import refuse_pool_deployments, runner_deployments
 
-    prefect_serve(*runner_deployments(workspace().config))
+    deployments = runner_deployments(workspace().config)
+    refuse_pool_deployments(deployments)
+    prefect_serve(*deployments)

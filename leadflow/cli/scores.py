@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from leadflow.cli import app
-from leadflow.cli.common import Day, console, handled, workspace
+from leadflow.cli.common import Day, console, errors, handled, workspace
 from leadflow.cli.output import print_tier
 
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
@@ -96,13 +96,18 @@ def tier(as_of: Day = None, as_json: AsJson = False) -> None:
     """Marketing contacts against the paid tier as of --as-of (default yesterday): use in %,
     queued and scheduled demotions, the count projected after the next renewal, the saving."""
     from leadflow.marketing import tier_report
+    from leadflow.pipeline.plans import coverage_note
     from leadflow.scoring.scores import yesterday
 
     space = workspace()
-    report = tier_report(space, as_of.date() if as_of else yesterday(space))
+    day = as_of.date() if as_of else yesterday(space)
+    report = tier_report(space, day)
+    note = coverage_note(space, day)
     if as_json:
-        print(json.dumps(report.as_json(), indent=2))
+        print(json.dumps({**report.as_json(), "covered": note is None, "note": note}, indent=2))
         return
+    if note:
+        errors.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     print_tier(report)
 
 
@@ -126,3 +131,23 @@ def print_rescore_impact(as_of: datetime | None) -> None:
         movers.add_row(row[0], row[1], f"{row[2]:.2f}", f"{row[3]:.2f}", f"{row[4]:+.2f}")
     console.print(movers)
     console.print(f"{impact.band_changes} contacts would change band; nothing was written")
+
+
+@app.command()
+@handled
+def report(
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write the latest run's report as one self-contained HTML page: the same tables and
+    charts as its Prefect artifacts (summary, top movers, score bands and distributions, the
+    lifecycle funnel, the tier use over 90 days, the demotion queue)."""
+    from leadflow.report import content
+
+    latest = content.latest(workspace())
+    if latest is None:
+        from leadflow.cli.common import fail
+
+        fail("no run has been reported yet: `leadflow run` (or `leadflow demo`) first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(content.page(latest), encoding="utf-8")
+    console.print(f'the report of "{latest["title"]}" ({latest["created_at"]}) written to {out}')

@@ -19,6 +19,7 @@ property only gets a history row when its value changes.
 
 import csv
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from sqlmodel import select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow import domain
+from leadflow.errors import UserError
 from leadflow.ingest.readers import ROW, RawFile, read_input
 from leadflow.ingest.validation import ValidationResult, load_suite, validate_batches
 from leadflow.lake import EVENT_SCHEMA, StagedBatch, duckdb_connection
@@ -75,15 +77,16 @@ HUBSPOT_COLUMNS = {
 CONTACT_STATE_COLUMNS = ("initial_stage", "initial_marketing_status")
 
 
-class BatchRejected(Exception):
+class BatchRejected(UserError):
     """Too many bad rows: the batch was not applied. The message is one line."""
 
-    def __init__(self, message: str, report: Path):
+    def __init__(self, message: str, report: Path, again: bool = False):
         super().__init__(message)
         self.report = report
+        self.again = again  # the same content was rejected before (no new report)
 
 
-class InputColumnsError(ValueError):
+class InputColumnsError(UserError, ValueError):
     """The file lacks a column its kind requires, or its kind cannot be told."""
 
 
@@ -256,6 +259,16 @@ def ingest_file(
     with session_scope(workspace.engine) as session:
         if session.exec(select(IngestBatch.id).where(IngestBatch.checksum == checksum)).first():
             return IngestResult(str(path), kind, "already_ingested", rows_total=raw.rows_total)
+    threshold = workspace.config.ingest.max_bad_fraction
+    report = reject_report_path(workspace.rejects_dir, path, checksum)
+    earlier = _earlier_rejection(report, threshold)
+    if earlier:
+        raise BatchRejected(
+            f"{path}: already rejected with the same content ({earlier}); nothing was loaded; "
+            f"report: {report}",
+            report,
+            again=True,
+        )
     with duckdb_connection() as connection:
         return _ingest(workspace, connection, path, raw, kind, renames, checksum, now)
 
@@ -294,14 +307,15 @@ def _ingest(
     bad_fraction = len(quarantine) / rows_total
     threshold = workspace.config.ingest.max_bad_fraction
     if bad_fraction > threshold:
-        report = _write_reject_report(workspace.rejects_dir, path, now, quarantine)
         first = quarantine[0]
-        raise BatchRejected(
-            f"{path}: batch rejected, {len(quarantine)} of {rows_total} rows bad "
+        reason = (
+            f"batch rejected, {len(quarantine)} of {rows_total} rows bad "
             f"({bad_fraction:.1%} > {threshold:.1%}); first: row {first['row']}: "
-            f"{first['reason']}; nothing was loaded; report: {report}",
-            report,
+            f"{first['reason']}"
         )
+        report = reject_report_path(workspace.rejects_dir, path, checksum)
+        _write_reject_report(report, path, quarantine, reason, threshold)
+        raise BatchRejected(f"{path}: {reason}; nothing was loaded; report: {report}", report)
     bad = pa.table({ROW: pa.array(sorted({item["row"] for item in quarantine}), pa.int64())})
     connection.register("bad_rows", bad)
     connection.execute(f"DELETE FROM norm WHERE {ROW} IN (SELECT {ROW} FROM bad_rows)")
@@ -401,14 +415,39 @@ def _quarantine_rows(
     return sorted(rows, key=lambda item: item["row"])
 
 
-def _write_reject_report(rejects_dir: Path, path: Path, now: datetime, rows: list[dict]) -> Path:
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    report = rejects_dir / f"{now:%Y%m%dT%H%M%S}-{path.stem}.csv"
-    with report.open("w", newline="", encoding="utf-8") as handle:
+def reject_report_path(rejects_dir: Path, path: Path, checksum: str) -> Path:
+    """One report per rejected content: the same file rejected again writes no new one."""
+    return rejects_dir / f"{path.stem}-{checksum[:12]}.csv"
+
+
+def _earlier_rejection(report: Path, threshold: float) -> str | None:
+    """The reason an earlier ingest rejected this content, if it did under the same threshold
+    (a changed `ingest.max_bad_fraction` validates the file again)."""
+    try:
+        earlier = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not report.exists() or earlier.get("max_bad_fraction") != threshold:
+        return None
+    return earlier.get("reason")
+
+
+def _write_reject_report(
+    report: Path, path: Path, rows: list[dict], reason: str, threshold: float
+) -> None:
+    """The bad rows (`file, row, reason, raw`), and beside them why the batch was rejected.
+    Written to a temporary name, then renamed: never a half-written report."""
+    report.parent.mkdir(parents=True, exist_ok=True)
+    partial = report.with_suffix(".partial")
+    with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "row", "reason", "raw"])
         writer.writerows([str(path), item["row"], item["reason"], item["raw"]] for item in rows)
-    return report
+    partial.replace(report)
+    report.with_suffix(".json").write_text(
+        json.dumps({"file": str(path), "reason": reason, "max_bad_fraction": threshold}),
+        encoding="utf-8",
+    )
 
 
 def _temp_table(name: str, *columns: Column) -> Table:

@@ -16,11 +16,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from leadflow.errors import UserError
+
 ROW = "_row"
 CHUNK = 16 * 1024 * 1024
 
 
-class InputFileError(ValueError):
+class InputFileError(UserError, ValueError):
     """A file-level problem; the message is one line and starts with the file name."""
 
 

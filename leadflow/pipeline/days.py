@@ -20,7 +20,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import LifecycleSummary, lifecycle_step
-from leadflow.marketing import MarketingSummary, marketing_step, stages_by_email
+from leadflow.marketing import MarketingSummary, marketing_step, stages_by_email, tier_report
 from leadflow.pipeline.mirror import day_inputs, record_day
 from leadflow.pipeline.plans import Plan
 from leadflow.pipeline.replay import begin_replay, end_replay_if_reached, redo_admin_changes
@@ -81,7 +81,10 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
             log.info("%s: marketing changes written", day)
             clock = perf_counter()
             admin_changes = redo_admin_changes(workspace, db, day)
-            _record_day_run(db, workspace, day)
+            tier = marketing.tier
+            if admin_changes:  # an admin may have made a contact marketing
+                tier = tier_report(workspace, day, current=True, source=db)
+            _record_day_run(db, workspace, day, tier.marketing_contacts)
             end_replay_if_reached(db, day)
             log.info("%s: admin changes made again (%d); committing", day, admin_changes)
         seconds["commit"] = perf_counter() - clock
@@ -94,15 +97,23 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
     return DaySummary(day, scoring, lifecycle, marketing, admin_changes, seconds, inputs.reads)
 
 
-def _record_day_run(db: Connection, workspace: Workspace, day: date) -> None:
+def _record_day_run(
+    db: Connection, workspace: Workspace, day: date, marketing_contacts: int
+) -> None:
     db.execute(
         text(
-            """INSERT INTO day_run (day, model_version, finished_at)
-               VALUES (:day, :version, :now)
+            """INSERT INTO day_run (day, model_version, finished_at, marketing_contacts)
+               VALUES (:day, :version, :now, :marketing)
                ON CONFLICT (day) DO UPDATE SET model_version = excluded.model_version,
-                                               finished_at = excluded.finished_at"""
+                                               finished_at = excluded.finished_at,
+                                               marketing_contacts = excluded.marketing_contacts"""
         ).bindparams(bindparam("day", type_=Date()), bindparam("now", type_=UTCDateTime())),
-        {"day": day, "version": workspace.config.model_version, "now": datetime.now(UTC)},
+        {
+            "day": day,
+            "version": workspace.config.model_version,
+            "now": datetime.now(UTC),
+            "marketing": marketing_contacts,
+        },
     )
 
 

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import text
 
+from leadflow.errors import DayRangeError
 from leadflow.pipeline.replay import PendingReplay, pending_replay
 from leadflow.store.db import connected
 from leadflow.workspace import Workspace
@@ -77,7 +78,7 @@ def plan_daily(workspace: Workspace, as_of: date) -> Plan:
 def plan_backfill(workspace: Workspace, start: date, end: date) -> Plan:
     """Replay `start`..`end` in order, and on up to the latest day run if that is later."""
     if end < start:
-        raise ValueError(f"--end {end} is before --start {start}")
+        raise DayRangeError(f"--end {end} is before --start {start}")
     committed, replay, latest = _stand(workspace)
     if latest is None or start > latest:
         plan = Plan(None, day_range(start, end), latest)
@@ -125,3 +126,19 @@ def committed_batches(workspace: Workspace) -> int:
     """How many batches the state store has committed (a replay records it when it starts)."""
     with connected(workspace.engine) as connection:
         return connection.execute(text("SELECT count(*) FROM ingest_batch")).scalar_one()
+
+
+def coverage_note(workspace: Workspace, day: date) -> str | None:
+    """None if day runs cover `day`; else one line saying why figures as of `day` are what
+    they are (no run yet, before the first day run, after the latest)."""
+    with connected(workspace.engine) as connection:
+        first, last = connection.execute(text("SELECT min(day), max(day) FROM day_run")).one()
+    if first is None:
+        return f"no day has been run yet: nothing is decided as of {day} (`leadflow run`)"
+    first, last = (value if isinstance(value, date) else date.fromisoformat(value)
+                   for value in (first, last))  # fmt: skip
+    if day < first:
+        return f"no run covers {day}: the first day run is {first}; nothing was decided by then"
+    if day > last:
+        return f"no run covers {day}: the latest day run is {last}; this is the state it left"
+    return None

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Connection, Date, Engine, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from leadflow.errors import UserError
 from leadflow.lifecycle import StageError
 from leadflow.lifecycle import set_stage as admin_set_stage
 from leadflow.marketing import MarketingError, set_marketing_status
@@ -34,7 +35,7 @@ class PendingReplay:
     batches: int
 
 
-class ReplayPending(RuntimeError):
+class ReplayPending(UserError, RuntimeError):
     """An admin change was asked for while a replay is unfinished (the message says what to do)."""
 
 

@@ -14,7 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from leadflow.errors import UserError
 from leadflow.ingest.inbox import file_away, pending_files
+from leadflow.pipeline.changes import StateChanges, day_changes, net_changes, snapshot
 from leadflow.pipeline.days import execute, run_day
 from leadflow.pipeline.plans import Plan, plan_backfill, plan_daily, plan_rescore
 from leadflow.pipeline.replay import begin_replay
@@ -24,7 +26,7 @@ from leadflow.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-class NothingToRescore(RuntimeError):
+class NothingToRescore(UserError, RuntimeError):
     """No day has been run yet."""
 
 
@@ -48,8 +50,8 @@ class Steps(Protocol):
 
     def generate(self, out_dir: Path, contacts: int, days: int, seed: int): ...
 
-    def report(self, title: str, plan: Plan, ingested: list[dict], days: list[dict]) -> None:
-        """Publish the run's report."""
+    def report(self, report: dict) -> None:
+        """Publish the run's report (`leadflow.report.content`)."""
 
     def log(self, message: str) -> None: ...
 
@@ -63,7 +65,8 @@ def ingest_outcome(workspace: Workspace, path: Path, kind: str | None = None) ->
     try:
         result = ingest_file(workspace, path, kind=kind)
     except (BatchRejected, InputFileError, InputColumnsError) as rejection:
-        return {"file": str(path), "status": "rejected", "reason": str(rejection)}
+        again = getattr(rejection, "again", False)
+        return {"file": str(path), "status": "rejected", "reason": str(rejection), "again": again}
     summary = asdict(result)
     summary.pop("validation")
     if result.validation:
@@ -118,7 +121,7 @@ class LocalSteps:
             out_dir, contacts=contacts, days=days, seed=seed, on_step=self.on_generated
         )
 
-    def report(self, title: str, plan: Plan, ingested: list[dict], days: list[dict]) -> None:
+    def report(self, report: dict) -> None:
         pass
 
 
@@ -128,7 +131,8 @@ def _ingest_files(steps: Steps, paths: list[Path], kind: str | None = None) -> l
     return results
 
 
-def _carry_out(workspace: Workspace, steps: Steps, plan: Plan) -> list[dict]:
+def _carry_out(workspace: Workspace, steps: Steps, plan: Plan) -> tuple[list[dict], dict]:
+    """The plan's days, and the net change of the state they made (see `changes`)."""
     done = 0
 
     def after_day(day: date, _summary: dict) -> None:
@@ -136,11 +140,29 @@ def _carry_out(workspace: Workspace, steps: Steps, plan: Plan) -> list[dict]:
         done += 1
         steps.day_done(plan, day, done)
 
-    return execute(workspace, plan, run=steps.run_day, undo=steps.undo, on_day=after_day)
+    before = snapshot(workspace) if plan.undo_after or len(plan.days) > 1 else None
+    days = execute(workspace, plan, run=steps.run_day, undo=steps.undo, on_day=after_day)
+    if before is not None:
+        changes = net_changes(before, snapshot(workspace))
+    elif days:
+        changes = day_changes(days[0])
+    else:
+        changes = StateChanges()
+    return days, {**asdict(changes), "nothing": changes.nothing, "summary": changes.describe()}
 
 
-def _outcome(plan: Plan, ingested: list[dict], days: list[dict]) -> dict:
-    return {"plan": plan.describe(), "ingest": ingested, "days": days}
+def _outcome(plan: Plan, ingested: list[dict], ran: tuple[list[dict], dict]) -> dict:
+    days, changes = ran
+    return {"plan": plan.describe(), "ingest": ingested, "days": days, "changes": changes}
+
+
+def _report(workspace: Workspace, steps: Steps, title: str, outcome: dict) -> None:
+    """Build the run's report, keep it in the state store, publish it."""
+    from leadflow.report import content
+
+    report = content.build(workspace, title, outcome)
+    content.save(workspace, report)
+    steps.report(report)
 
 
 def daily(
@@ -160,9 +182,10 @@ def daily(
                 result["filed_to"] = str(file_away(path, result["status"]))
         plan = plan_daily(workspace, day)
         steps.log(f"daily run of {day}: {plan.describe()}")
-        days = _carry_out(workspace, steps, plan)
-        steps.report(f"Daily run of {day}", plan, ingested, days)
-    return _outcome(plan, ingested, days)
+        ran = _carry_out(workspace, steps, plan)
+        outcome = _outcome(plan, ingested, ran)
+        _report(workspace, steps, f"Daily run of {day}", outcome)
+    return outcome
 
 
 def backfill(workspace: Workspace, steps: Steps, start: date, end: date) -> dict:
@@ -171,9 +194,9 @@ def backfill(workspace: Workspace, steps: Steps, start: date, end: date) -> dict
     with state_lock(workspace.engine, steps.holder("backfill")):
         plan = plan_backfill(workspace, start, end)
         steps.log(f"backfill {start}..{end}: {plan.describe()}")
-        days = _carry_out(workspace, steps, plan)
-        steps.report(f"Backfill {start}..{end}", plan, [], days)
-    return _outcome(plan, [], days)
+        outcome = _outcome(plan, [], _carry_out(workspace, steps, plan))
+        _report(workspace, steps, f"Backfill {start}..{end}", outcome)
+    return outcome
 
 
 def rescore(workspace: Workspace, steps: Steps) -> dict:
@@ -183,9 +206,9 @@ def rescore(workspace: Workspace, steps: Steps) -> dict:
         plan = plan_rescore(workspace)
         if plan is None:
             raise NothingToRescore("nothing to rescore: no day has been run yet (leadflow run)")
-        days = _carry_out(workspace, steps, plan)
-        steps.report(f"Rescore as of {plan.days[-1]}", plan, [], days)
-    return _outcome(plan, [], days)
+        outcome = _outcome(plan, [], _carry_out(workspace, steps, plan))
+        _report(workspace, steps, f"Rescore as of {plan.days[-1]}", outcome)
+    return outcome
 
 
 def demo(
@@ -206,6 +229,6 @@ def demo(
         ingested = _ingest_files(steps, files)
         day = yesterday(workspace)
         plan = plan_daily(workspace, day)
-        ran = _carry_out(workspace, steps, plan)
-        steps.report(f"Demo run of {day}", plan, ingested, ran)
-    return _outcome(plan, ingested, ran)
+        outcome = _outcome(plan, ingested, _carry_out(workspace, steps, plan))
+        _report(workspace, steps, f"Demo run of {day}", outcome)
+    return outcome

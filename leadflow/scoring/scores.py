@@ -1,6 +1,8 @@
 """Scoring services over a workspace: the daily scoring with write-back, explain, history,
 exports and the impact of a rule change. The SQL is built by `leadflow.scoring.query`."""
 
+import itertools
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,8 +22,9 @@ from sqlalchemy import (
 )
 from sqlmodel import select
 
+from leadflow.errors import DayRangeError, UserError
 from leadflow.lake import duckdb_connection
-from leadflow.scoring.conditions import score_column
+from leadflow.scoring.conditions import quote, score_column
 from leadflow.scoring.ledger import aggregates_as_of
 from leadflow.scoring.query import (
     as_of_end,
@@ -41,7 +44,7 @@ DECIMALS = 4
 TOP_MOVERS = 10
 
 
-class UnknownContact(LookupError):
+class UnknownContact(UserError, LookupError):
     """No contact has this email."""
 
 
@@ -167,6 +170,7 @@ class ScoringSummary:
     compute_seconds: float  # reading state, scoring, diffing against the stored scores
     write_seconds: float  # writing the changed scores and band changes
     movers: list[tuple[str, str, float, float]]  # email, score, before, after: the largest moves
+    histogram: dict[str, list[dict]]  # score -> buckets {low, high, band, contacts}, low to high
 
 
 def prepare_day(
@@ -321,7 +325,55 @@ def score_step(
         (computed - started).total_seconds(),
         (written - computed).total_seconds(),
         [tuple(row) for row in movers],
+        score_histogram(connection, "score_diff", workspace.config),
     )
+
+
+HISTOGRAM_BUCKETS = 20
+
+
+def _nice_width(span: float, buckets: int = HISTOGRAM_BUCKETS) -> float:
+    """A bucket width of 1, 2 or 5 times a power of ten giving about `buckets` buckets."""
+    raw = max(span / buckets, 1e-9)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
+
+
+def score_histogram(
+    connection: duckdb.DuckDBPyConnection, relation: str, config
+) -> dict[str, list[dict]]:
+    """Contacts per value bucket and band of each score, from `relation(score, value, band)`:
+    buckets of a round width, split where a band threshold falls inside one, so that each
+    bucket has one band (one GROUP BY; the buckets, a few dozen, are shaped in Python)."""
+    histogram: dict[str, list[dict]] = {name: [] for name in config.scores}
+    spans = connection.execute(
+        f"SELECT score, min(value), max(value) FROM {relation} GROUP BY score"
+    ).fetchall()
+    widths = {score: _nice_width(high - low) for score, low, high in spans}
+    if not widths:
+        return histogram
+    cases = " ".join(f"WHEN {quote(score)} THEN {width!r}" for score, width in widths.items())
+    rows = connection.execute(
+        f"""SELECT score, floor(value / (CASE score {cases} END)) AS k, band, count(*),
+                   min(value) FROM {relation} GROUP BY ALL ORDER BY score, k, min(value)"""
+    ).fetchall()
+    for (score, k), group in itertools.groupby(rows, key=lambda row: (row[0], row[1])):
+        group = list(group)  # bands of one bucket, lowest values first
+        width = widths[score]
+        low, high = k * width, (k + 1) * width
+        inside = sorted(
+            band.gte
+            for band in config.bands.get(score, [])
+            if band.gte is not None and low < band.gte < high
+        )
+        if len(inside) < len(group) - 1:  # not split by thresholds: share the width evenly
+            inside = [low + width * i / len(group) for i in range(1, len(group))]
+        bounds = [low, *inside[: len(group) - 1], high]
+        for i, (_, _, band, count, _) in enumerate(group):
+            histogram[score].append(
+                {"low": bounds[i], "high": bounds[i + 1], "band": band, "contacts": count}
+            )
+    return histogram
 
 
 STAGE = Table(
@@ -439,7 +491,7 @@ def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Tabl
     """One contact's daily path, one row per day and score, with its band changes: recomputed
     from the lake for each day (no row per contact per day is stored)."""
     if end < start:
-        raise ValueError(f"--end {end} is before --start {start}")
+        raise DayRangeError(f"--end {end} is before --start {start}")
     email = email.strip().lower()
     check_contact(workspace, email)
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]

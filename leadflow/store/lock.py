@@ -19,12 +19,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from leadflow.errors import UserError
+
 POLL_SECONDS = 0.5
 _held: dict[str, int] = {}  # lock key -> depth, in this process
 _held_lock = threading.Lock()
 
 
-class RunInProgress(RuntimeError):
+class RunInProgress(UserError, RuntimeError):
     """Another run is changing the same state store (the message says which, when known)."""
 
 
