@@ -48,7 +48,7 @@ generate_demo_data(Path(out), contacts=int(contacts), days=int(days), split="mon
 """
 DAY = date(2026, 10, 31)
 
-# The shipped leadflow.yaml's scores, written by hand (SPEC §3 example), over the same inputs
+# The shipped leadflow.yaml's scores, written by hand (the README's example), over the same inputs
 # as the engine: `targets(email, day, as_of_end)`, `props(email, day, name, value)`, the lake.
 HAND_WRITTEN = """
 WITH t AS (SELECT email FROM targets),

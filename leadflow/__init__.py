@@ -1,4 +1,4 @@
-"""leadflow: keeps a CRM contact base honest every day (see README.md and SPEC)."""
+"""leadflow: keeps a CRM contact base honest every day (see README.md)."""
 
 import atexit
 import os

@@ -1,4 +1,4 @@
-"""The leadflow configuration (SPEC §3): one YAML file, validated once, here, at the edge.
+"""The leadflow configuration: one YAML file, validated once, here, at the edge.
 
 Everything downstream receives a `LeadflowConfig` and can trust it: every key is known, every
 event type exists, every score a rule names exists and no score depends on itself.
@@ -67,7 +67,7 @@ RuleId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 # Score names become column names (`band_<score>` in exports, SQL), hence the narrow alphabet.
 ScoreName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
-# Default marketing status per creation source (SPEC §6), merged under the configured ones.
+# Default marketing status per creation source, merged under the configured ones.
 DEFAULT_CREATION_STATUS: dict[str, str] = {
     "form": "marketing",
     "import": "non_marketing",
@@ -206,7 +206,7 @@ class SuppressedCondition(_Section):
 
 
 class UnengagedCondition(_Section):
-    """Holds when HubSpot's graymail rule (SPEC §6) says the contact is unengaged, or not."""
+    """Holds when HubSpot's graymail rule says the contact is unengaged, or not."""
 
     unengaged: bool
 
@@ -389,7 +389,7 @@ class Limit(_Section):
 
 
 class Score(_Section):
-    """A named score: the sum of its rules' contributions as of a day, clamped (SPEC §4)."""
+    """A named score: the sum of its rules' contributions as of a day, clamped (README: Scores)."""
 
     limit: Limit
     # Decay of event rules that do not set their own.
@@ -438,7 +438,7 @@ class Account(_Section):
 
 
 class Contract(_Section):
-    """The paid marketing-contact tier and when it renews (SPEC §6)."""
+    """The paid marketing-contact tier and when it renews (README: Marketing contacts)."""
 
     renewal_date: date
     # How renewal_date rolls forward when a renewal is applied.
@@ -477,20 +477,20 @@ BandList = Annotated[list[Band], Field(min_length=1), AfterValidator(_check_band
 
 
 class Lifecycle(_Section):
-    """Each run moves a contact forward to the highest stage whose condition holds (SPEC §5)."""
+    """Each run moves a contact forward to the highest stage whose condition holds."""
 
     promote: dict[Stage, Condition] = Field(default_factory=dict)
 
 
 class DemotionRule(_Section):
-    """A marketing contact meeting `when` gets an open demotion to non-marketing (SPEC §6)."""
+    """A marketing contact meeting `when` gets an open demotion to non-marketing."""
 
     id: RuleId
     when: Condition
 
 
 class Marketing(_Section):
-    """Who counts against the paid tier: creation defaults, promotion, demotion (SPEC §6)."""
+    """Who counts against the paid tier: creation defaults, promotion, demotion."""
 
     # Status of a new contact by creation source; unlisted sources keep DEFAULT_CREATION_STATUS.
     creation_defaults: dict[ConfigurableSource, MarketingStatus] = Field(
@@ -515,13 +515,13 @@ class Marketing(_Section):
 
 
 class Ingest(_Section):
-    """How much bad input a batch may carry before it is rejected whole (SPEC §2)."""
+    """How much bad input a batch may carry before it is rejected whole (README: Ingest)."""
 
     # Fraction of rows of one file that may be quarantined while the good rows still load.
     max_bad_fraction: float = Field(0.05, ge=0, le=1)
 
 
-# Sections whose change means "the model changed, rescore everyone" (SPEC §4, rule changes).
+# Sections whose change means "the model changed, rescore everyone" (README: Scores, rule changes).
 _RULE_SECTIONS = {"scores", "bands", "lifecycle", "marketing"}
 
 
@@ -583,7 +583,7 @@ class LeadflowConfig(_Section):
     @property
     def model_version(self) -> str:
         """Hash of the rule-bearing sections as validated: blind to YAML comments, layout and
-        key order, changed by any rule change (SPEC §4 rescoring)."""
+        key order, changed by any rule change (README: Scores, rule changes)."""
         rules = self.model_dump(mode="json", include=_RULE_SECTIONS, exclude_none=True)
         canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -1077,7 +1077,7 @@ class _EventWriter:
         return pa.concat_tables([table, bad]).take(order)
 
     def _spoil_row(self, row: dict, kind: str) -> None:
-        """Make `row` bad in the one way `kind` says, as ingest must catch (SPEC §2)."""
+        """Make `row` bad in the one way `kind` says, as ingest must catch (README: Ingest)."""
         rng = self.rng
         if kind == "duplicate":
             return  # an exact copy of a row of the same file

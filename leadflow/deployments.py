@@ -51,9 +51,8 @@ def refuse_pool_deployments(deployments: list["RunnerDeployment"]) -> None:
             except ObjectNotFound:
                 continue
             if existing.work_pool_name:
-                taken.append(
-                    f"{deployment.flow_name}/{deployment.name} ({existing.work_pool_name})"
-                )
+                name = f"{deployment.flow_name}/{deployment.name}"
+                taken.append(f"{name} (pool {existing.work_pool_name})")
     if taken:
         raise DeploymentsTaken(
             f"deployments {', '.join(taken)} are served by a work pool (made by `prefect "

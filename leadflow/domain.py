@@ -1,4 +1,4 @@
-"""The fixed vocabulary of the product (SPEC §2, §5, §6): event types, stages, creation sources."""
+"""The fixed vocabulary of the product: event types, stages, creation sources."""
 
 from typing import Final
 
@@ -56,7 +56,7 @@ NON_MARKETING_SOURCES: Final[tuple[str, ...]] = (
 )
 CREATION_SOURCES: Final[tuple[str, ...]] = CONFIGURABLE_SOURCES + NON_MARKETING_SOURCES
 
-# Creation source of a contact first seen in an event (SPEC §2); any other type -> integration.
+# Creation source of a contact first seen in an event; any other type -> integration.
 EVENT_CREATION_SOURCE: Final[dict[str, str]] = {
     "form_submission": "form",
     "chat_started": "conversation",
@@ -66,7 +66,7 @@ DEFAULT_EVENT_CREATION_SOURCE: Final = "integration"
 # Contacts that arrive in a contacts file without a creation source were imported.
 DEFAULT_RECORD_CREATION_SOURCE: Final = "import"
 
-# Standard contact columns (SPEC §2). Every other column of a contacts file is a property too.
+# Standard contact columns. Every other column of a contacts file is a property too.
 CONTACT_IDENTITY_COLUMNS: Final[tuple[str, ...]] = (
     "email",
     "created_at",

@@ -38,7 +38,7 @@ def write_csv(table: pa.Table, out: Path) -> None:
 
 
 def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
-    """SPEC §7 `export contacts`: each contact created by the end of `day` (or seen by a run of
+    """`export contacts`: each contact created by the end of `day` (or seen by a run of
     it, through an earlier event), with its stage, marketing status, demotion state,
     suppression and stage entry days as the runs up to `day` left them (a contact no run has
     seen yet has an empty marketing_status)."""

@@ -1,4 +1,4 @@
-"""Lifecycle stages (SPEC §5): forward-only promotion by rule, audited; back only by an admin.
+"""Lifecycle stages: forward-only promotion by rule, audited; back only by an admin.
 
 Each run computes, set-based with the scores' query, the highest stage whose `lifecycle.promote`
 condition holds as of the day (`target_stage`), and moves a contact there only if it is ahead

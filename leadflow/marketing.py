@@ -1,4 +1,4 @@
-"""Marketing contacts (SPEC §6): who counts against the paid tier, and when that may change.
+"""Marketing contacts: who counts against the paid tier, and when that may change.
 
 Each run, as of its day D, set-based in DuckDB:
 

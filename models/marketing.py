@@ -1,4 +1,4 @@
-"""Marketing contacts (SPEC §6): who counts against the paid tier, demotions, suppression.
+"""Marketing contacts: who counts against the paid tier, demotions, suppression.
 
 `marketing_change` is the audit log and the history: every status, suppression and demotion
 state change, stamped with the day of the run (or admin command) that made it. The other tables

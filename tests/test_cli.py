@@ -1,4 +1,4 @@
-"""The `leadflow` command line: exit codes, one-line errors, exports (SPEC §7)."""
+"""The `leadflow` command line: exit codes, one-line errors, exports (README: Daily runs)."""
 
 import csv
 import json

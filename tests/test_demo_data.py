@@ -29,7 +29,7 @@ def read_events(path: Path) -> pd.DataFrame:
 
 
 def bad_rows(frame: pd.DataFrame) -> pd.Series:
-    """Rows that ingest must quarantine (SPEC §2), found independently of the generator."""
+    """Rows that ingest must quarantine (README: Ingest), found independently of the generator."""
     props = frame["properties"].map(json.loads)
     bounce_type = props.map(lambda p: p.get("bounce_type"))
     score = props.map(lambda p: p.get("score"))

@@ -70,9 +70,14 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
 
     assert sum(day["lifecycle"]["funnel"].values()) > 0
     funnel = Artifact.get("lifecycle-funnel")
-    assert funnel is not None and "marketingqualifiedlead" in str(funnel.data)
+    assert funnel is not None and "| marketingqualifiedlead |" in funnel.data
     score_bands = Artifact.get("score-bands")
     assert score_bands is not None and "| engagement | cold |" in score_bands.data
+    # Charts, as images the UI shows: the funnel, one distribution per score, the tier use.
+    assert funnel.data.count("](data:image/svg+xml;base64,") == 1
+    assert score_bands.data.count("](data:image/svg+xml;base64,") == 2
+    movers = Artifact.get("top-movers")  # a first run: every score is new, and it says so
+    assert movers is not None and movers.data.startswith("Every score changed was a first")
 
     marketing = day["marketing"]
     assert marketing["new_contacts"] == contacts
@@ -81,6 +86,7 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     assert (
         tier is not None and f"| {marketing['tier']['marketing_contacts']} | 10000 |" in tier.data
     )
+    assert tier.data.count("](data:image/svg+xml;base64,") == 1
     queue = Artifact.get("demotion-queue")
     open_demotions = demotion_queue(space)
     assert queue is not None
@@ -94,6 +100,10 @@ def test_demo_flow_ingests_quarantines_and_rejects(prefect_harness, leadflow_env
     again = demo_flow(out_dir=leadflow_env / "demo", contacts=300, days=60, seed=7)
     statuses = {item["status"] for item in again["ingest"]}
     assert statuses <= {"already_ingested", "rejected"}
+    assert again["changes"]["nothing"]
+    summary = Artifact.get("run-summary")
+    assert "**Nothing changed**" in summary.data and "1 already rejected before" in summary.data
+    assert Artifact.get("top-movers").data == "No score moved: the run left every score as it was."
     # The same day again: undone and replayed, to exactly the same state.
     assert (
         again["plan"] == f"undo the changes after {day['day'] - timedelta(days=1)}, then "

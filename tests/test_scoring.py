@@ -284,7 +284,7 @@ EVENT_KINDS = (
 
 
 def reference_engagement(events: list[tuple[str, float, str]]) -> float:
-    """SPEC §4 written plainly, for the rules of CONFIG's engagement score."""
+    """The README's scoring rules written plainly, for the rules of CONFIG's engagement score."""
 
     def count(kind, within=math.inf, url=None):
         return sum(

@@ -97,9 +97,20 @@ def handled(function: Callable) -> Callable:
 def workspace():
     """The workspace of the settings (LEADFLOW_*); a bad configuration fails here, before any
     data is touched."""
+    from leadflow.config import ConfigError
+    from leadflow.settings import DEFAULT_HOME, EXAMPLE_CONFIG, get_settings
     from leadflow.workspace import Workspace
 
-    return Workspace.from_settings()
+    try:
+        return Workspace.from_settings()
+    except ConfigError:
+        config = get_settings().config
+        if "LEADFLOW_CONFIG" in os.environ or config.exists() or not DEFAULT_HOME.exists():
+            raise
+        raise ConfigError(
+            f"{config}: file not found; the demo here ran on the bundled example: `leadflow "
+            f"init` writes it here to edit, or set LEADFLOW_CONFIG={EXAMPLE_CONFIG}"
+        ) from None
 
 
 def prefect_api_url() -> str | None:
@@ -132,15 +143,17 @@ def check_prefect_api(url: str) -> None:
     answer (a flow would retry for minutes, then crash with a traceback)."""
     import httpx
 
+    from leadflow.errors import UserError
+
     try:
         response = httpx.get(url.rstrip("/") + "/health", timeout=10)
         response.raise_for_status()
     except httpx.HTTPError as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        fail(
+        raise UserError(
             f"the Prefect API at {url} does not answer ({reason}); start the server "
             "(`prefect server start`), or unset PREFECT_API_URL to run without Prefect"
-        )
+        ) from None
 
 
 def short_path(path: str | Path, width: int = 40) -> str:

@@ -118,7 +118,7 @@ def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
     if changes["nothing"]:
         console.print("[bold]nothing changed[/]: the state is as it was before the run")
     else:
-        console.print(f"[bold]changed[/]: {changes['summary']}", soft_wrap=True)
+        console.print(f"[bold]changed[/]: {changes['summary']}")
     last = days[-1]
     print_scoring(SimpleNamespace(**last["scoring"]))
     print_lifecycle(SimpleNamespace(**last["lifecycle"]))

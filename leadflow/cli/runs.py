@@ -192,7 +192,7 @@ def demo(
         f"rejected {len(rejected)} batch(es) whole:"
     )
     for item in rejected:
-        console.print(f"  {item['reason']}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  {item['reason']}", markup=False, highlight=False)
     print_outcome(outcome, space, ingest=False)
 
 
@@ -216,8 +216,10 @@ def serve() -> None:
     a work pool, until interrupted. Needs a Prefect server (PREFECT_API_URL)."""
     url = prefect_api_url()
     if url is None:
-        fail("serve needs a Prefect server: start one (`prefect server start`) and set "
-             "PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")  # fmt: skip
+        fail(
+            "serve needs a Prefect server: start one (`prefect server start`) and set "
+            "PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)"
+        )
     check_prefect_api(url)
     from prefect import serve as prefect_serve
 

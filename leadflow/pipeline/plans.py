@@ -1,4 +1,4 @@
-"""Which days a run computes (SPEC §7).
+"""Which days a run computes (README: Daily runs).
 
 Stages, marketing status and demotions depend on the path of days, so every change is stamped
 with its day. Running a day D at or before the latest day already run first undoes every change

@@ -1,4 +1,4 @@
-"""The condition language (SPEC §3) compiled to DuckDB SQL, set-based.
+"""The condition language (README: Configuration) compiled to DuckDB SQL, set-based.
 
 A compiled condition is a boolean SQL expression over one row per (contact, day) target. What
 it reads is collected on the way into a `Features` registry: counts of matching events (one

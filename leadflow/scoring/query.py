@@ -1,4 +1,4 @@
-"""Scores as of a day (SPEC §4), computed set-based by DuckDB over the event lake.
+"""Scores as of a day (README: Scores), computed set-based by DuckDB over the event lake.
 
 The rules of `leadflow.yaml` compile into one SQL query over `targets(email, day, as_of_end)`:
 one row per contact and day to score. The query joins each target with its events before
@@ -36,7 +36,7 @@ from leadflow.scoring.conditions import (
 )
 from leadflow.store.db import read_arrow
 
-# Suppression (SPEC §6): unsubscribed, hard-bounced or reported spam, for good.
+# Suppression (README: Marketing contacts): unsubscribed, hard-bounced or reported spam, for good.
 SUPPRESSING_EVENT = (
     "(e.type IN ('email_unsubscribe', 'email_spam_report') OR (e.type = 'email_bounce' AND "
     "json_extract_string(e.properties, '$.bounce_type') = 'hard'))"

@@ -143,7 +143,7 @@ def _long_scores_sql(workspace: Workspace, relation: str, keys: str = "email, da
 
 
 def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
-    """Every contact's scores and bands as of `day` (SPEC §7 `export scores` columns)."""
+    """Every contact's scores and bands as of `day` (`export scores`' columns)."""
     names = list(workspace.config.scores)
     with duckdb_connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace))
@@ -252,7 +252,7 @@ def _compare_with_stored(
 
 
 def score_day(workspace: Workspace, day: date) -> ScoringSummary:
-    """Score every contact as of `day` and write back only what changed (SPEC §4)."""
+    """Score every contact as of `day` and write back only what changed (README: Scores)."""
     with duckdb_connection() as connection:
         started = datetime.now(UTC)
         prepare_day(workspace, connection, day, read_contacts(workspace))
