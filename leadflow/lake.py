@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from leadflow.sql import literal
+
 BATCH_FILE = re.compile(r"batch-([0-9a-f]{32})\.parquet$")
 
 # Schema of the lake, in DuckDB types; `properties` is the event's JSON object as text.
@@ -43,7 +45,7 @@ def duckdb_connection() -> duckdb.DuckDBPyConnection:
     connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     connection.execute("SET preserve_insertion_order = false")  # less memory; we ORDER BY
     spill = Path(tempfile.gettempdir()) / "leadflow-duckdb"
-    connection.execute(f"SET temp_directory = '{spill.as_posix()}'")
+    connection.execute(f"SET temp_directory = {literal(spill.as_posix())}")
     return connection
 
 
@@ -91,7 +93,7 @@ class EventLake:
         if not files:
             columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in EVENT_SCHEMA.items())
             return f"(SELECT {columns} WHERE false)"
-        listing = ", ".join(f"'{path.as_posix()}'" for path in files)
+        listing = ", ".join(literal(path.as_posix()) for path in files)
         columns = ", ".join(EVENT_SCHEMA)
         return f"(SELECT {columns} FROM read_parquet([{listing}]))"
 
@@ -105,7 +107,7 @@ class EventLake:
         columns = ", ".join(EVENT_SCHEMA)
         connection.execute(
             f"""COPY (SELECT {columns}, strftime(occurred_at, '%Y-%m-%d') AS day FROM {relation})
-                TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (day),
+                TO {literal(staging.as_posix())} (FORMAT parquet, PARTITION_BY (day),
                                            FILENAME_PATTERN 'part{{i}}', COMPRESSION zstd)"""
         )
         staged = sorted(staging.glob("day=*/*.parquet"))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from leadflow.sql import literal
+
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS cache.meta (name VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS cache.ledger_batches (batch_id VARCHAR)",
@@ -28,11 +30,11 @@ def attached(connection: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None
     """Attach the cache file as `cache` (a new one if missing or unreadable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        connection.execute(f"ATTACH '{path.as_posix()}' AS cache")
+        connection.execute(f"ATTACH {literal(path.as_posix())} AS cache")
     except duckdb.Error:  # written by another DuckDB version, or damaged: start again
         path.unlink(missing_ok=True)
         Path(f"{path}.wal").unlink(missing_ok=True)
-        connection.execute(f"ATTACH '{path.as_posix()}' AS cache")
+        connection.execute(f"ATTACH {literal(path.as_posix())} AS cache")
     try:
         for statement in SCHEMA:
             connection.execute(statement)

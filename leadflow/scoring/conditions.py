@@ -7,6 +7,7 @@ other scores. The scoring engine computes those feature columns, then evaluates 
 expressions; lifecycle and marketing reuse the same compiler.
 """
 
+import json
 from dataclasses import dataclass, field
 
 from leadflow.config import (
@@ -23,19 +24,23 @@ from leadflow.config import (
     UnengagedCondition,
     ValueTest,
 )
+from leadflow.sql import identifier, literal
 
 # Event columns a `where` may name directly; any other name is read from `properties`.
 EVENT_COLUMNS = ("event_id", "source", "email", "type", "url", "form_id", "campaign_id")
 DAY_SECONDS = 86400.0
 
 
+def json_path(key: str) -> str:
+    """The JSON path of one key of an object, whatever the key holds."""
+    return "$." + json.dumps(key, ensure_ascii=False)
+
+
 def quote(value: object) -> str:
-    """A SQL literal for a YAML scalar."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(float(value))
-    return "'" + str(value).replace("'", "''") + "'"
+    """A SQL literal for a YAML scalar (numbers as floats: they compare as numbers)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return literal(float(value))
+    return literal(value)
 
 
 def text_literal(value: object) -> str:
@@ -69,9 +74,8 @@ def value_test_sql(expression: str, test: ValueTest) -> str:
 
 def event_field_sql(name: str) -> str:
     if name in EVENT_COLUMNS:
-        return f'e."{name}"'
-    key = name.replace('"', '\\"')
-    return f"json_extract_string(e.properties, '$.\"{key}\"')"
+        return f"e.{identifier(name)}"
+    return f"json_extract_string(e.properties, {literal(json_path(name))})"
 
 
 def event_match_sql(match: EventMatch, age: str = "e.age") -> str:
@@ -107,11 +111,11 @@ class Features:
 
 
 def property_column(name: str) -> str:
-    return '"prop:' + name.replace('"', '""') + '"'
+    return identifier(f"prop:{name}")
 
 
 def score_column(name: str) -> str:
-    return f'"score:{name}"'
+    return identifier(f"score:{name}")
 
 
 def bounds_sql(

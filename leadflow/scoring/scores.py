@@ -36,6 +36,7 @@ from leadflow.scoring.query import (
     rule_column,
     targets_table,
 )
+from leadflow.sql import identifier
 from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import ScoringRun
@@ -147,7 +148,9 @@ def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
     names = list(workspace.config.scores)
     with duckdb_connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace))
-        columns = [f'round("score:{name}", {DECIMALS}) AS "{name}"' for name in names]
+        columns = [
+            f"round({score_column(name)}, {DECIMALS}) AS {identifier(name)}" for name in names
+        ]
         columns += [
             f'{band_column(name)} AS "band_{name}"'
             for name in names

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Table, event, inspect, text
 from sqlmodel import Session, create_engine
 
 from leadflow.settings import PROJECT_ROOT
+from leadflow.sql import identifier
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
@@ -112,16 +113,18 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
     rows = rows.select(names)
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
-        column_list = ", ".join(f'"{name}"' for name in names)
+        column_list = ", ".join(identifier(name) for name in names)
         options = pacsv.WriteOptions(include_header=False)
-        with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN (FORMAT csv)') as copy:
+        statement = f"COPY {identifier(table.name)} ({column_list}) FROM STDIN (FORMAT csv)"
+        with cursor.copy(statement) as copy:
             for chunk in rows.to_batches(BULK_CHUNK_ROWS):
                 buffer = io.BytesIO()
                 pacsv.write_csv(pa.Table.from_batches([chunk]), buffer, options)
                 copy.write(buffer.getvalue())
         return
     statement = (
-        f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({", ".join("?" for _ in names)})'
+        f"INSERT INTO {identifier(table.name)} ({', '.join(map(identifier, names))}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
     )
     for chunk in rows.to_batches(BULK_CHUNK_ROWS):  # bounded memory: Python rows are big
         columns = []
