@@ -34,6 +34,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -83,8 +84,11 @@ class ConfigError(UserError, ValueError):
     exit_code = 2
 
 
-def _known_event_type(value: str) -> str:
-    if value not in EVENT_TYPES:
+def _known_event_type(value: str, info: ValidationInfo) -> str:
+    """leadflow's event types, and the configuration's own (`events.custom_types`, handed over
+    by `load_config` as the validation context)."""
+    custom = (info.context or {}).get("custom_types", ())
+    if value not in EVENT_TYPES and value not in custom:
         raise ValueError(f"unknown event type {value!r}")
     return value
 
@@ -156,6 +160,13 @@ class EventMatch(_Section):
     where: dict[str, WhereTest] = Field(default_factory=dict)
     # Only events younger than this many days count (age < within_days), age taken at as_of_end.
     within_days: PositiveInt | None = None
+    # Opens and clicks made by machines (the vendor's flag, or a click right after delivery):
+    # left out (the default, also `exclude`), or counted too (`include`).
+    machine: Literal["exclude", "include"] | None = None
+
+    @property
+    def counts_machines(self) -> bool:
+        return self.machine == "include"
 
 
 class EventCondition(EventMatch):
@@ -519,6 +530,50 @@ class Ingest(_Section):
 
     # Fraction of rows of one file that may be quarantined while the good rows still load.
     max_bad_fraction: float = Field(0.05, ge=0, le=1)
+    # From when a contact's first known value of a property counts: its record's created_at,
+    # its updated_at, or the load time. None: the file format's default (README: Ingest).
+    first_values_at: Literal["created_at", "updated_at", "load_time"] | None = None
+    # A click this many seconds (or fewer) after its email's delivery is a machine's (a link
+    # scanner's): flagged, and counted by no rule unless it says `machine: include`. 0: never.
+    machine_click_seconds: float = Field(10, ge=0)
+
+
+EventTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class Events(_Section):
+    """Event types of your own, valid in ingest and in every condition beside leadflow's."""
+
+    custom_types: list[EventTypeName] = Field(default_factory=list)
+
+    @field_validator("custom_types")
+    @classmethod
+    def _new_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name in EVENT_TYPES:
+                raise ValueError(f"{name!r} is one of leadflow's own event types")
+        if len(set(names)) != len(names):
+            raise ValueError("a custom event type is listed twice")
+        return names
+
+
+class Segment(_Section):
+    """Segment track calls: the name of a track -> the event type it loads as (adding to, or
+    overriding, the names of Segment's Email spec)."""
+
+    track_types: dict[str, EventType] = Field(default_factory=dict)
+
+
+class HubSpot(_Section):
+    """The HubSpot portal: its exports' times are in its time zone."""
+
+    # IANA zone of the portal's exports; default: account.timezone.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str | None) -> str | None:
+        return None if name is None else Account._known_timezone(name)
 
 
 # Sections whose change means "the model changed, rescore everyone" (README: Scores, rule changes).
@@ -535,6 +590,18 @@ class LeadflowConfig(_Section):
     lifecycle: Lifecycle = Lifecycle()
     marketing: Marketing = Marketing()
     ingest: Ingest = Ingest()
+    events: Events = Events()
+    segment: Segment = Segment()
+    hubspot: HubSpot = HubSpot()
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """Every valid event type: leadflow's and the configuration's own."""
+        return (*EVENT_TYPES, *self.events.custom_types)
+
+    @property
+    def portal_timezone(self) -> str:
+        return self.hubspot.timezone or self.account.timezone
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -674,7 +741,10 @@ def load_config(path: Path) -> LeadflowConfig:
         raise ConfigError(f"{source}: the file is empty")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (account, contract, ...)")
+    events = data.get("events")
+    custom = events.get("custom_types") if isinstance(events, dict) else None
+    context = {"custom_types": tuple(custom) if isinstance(custom, list) else ()}
     try:
-        return LeadflowConfig.model_validate(data)
+        return LeadflowConfig.model_validate(data, context=context)
     except ValidationError as error:
         raise ConfigError(_describe(source, error).replace("\n", " ")) from error

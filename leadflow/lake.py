@@ -31,6 +31,9 @@ EVENT_SCHEMA = {
     "form_id": "VARCHAR",
     "campaign_id": "VARCHAR",
     "properties": "VARCHAR",
+    # Made by a machine (a mail-privacy proxy's open, a link scanner's click): counts for no
+    # rule unless it says `machine: include`. Missing in files written before it (false).
+    "machine": "BOOLEAN",
     "batch_id": "VARCHAR",
 }
 
@@ -94,8 +97,11 @@ class EventLake:
             columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in EVENT_SCHEMA.items())
             return f"(SELECT {columns} WHERE false)"
         listing = ", ".join(literal(path.as_posix()) for path in files)
-        columns = ", ".join(EVENT_SCHEMA)
-        return f"(SELECT {columns} FROM read_parquet([{listing}]))"
+        columns = ", ".join(
+            "COALESCE(machine, false) AS machine" if name == "machine" else name
+            for name in EVENT_SCHEMA
+        )
+        return f"(SELECT {columns} FROM read_parquet([{listing}], union_by_name = true))"
 
     def stage(
         self, connection: duckdb.DuckDBPyConnection, relation: str, batch_id: str

@@ -2,7 +2,7 @@
 
 from sqlmodel import SQLModel
 
-from models.contact import Contact, ContactPropertyHistory
+from models.contact import Contact, ContactInitialStageEntry, ContactPropertyHistory
 from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
@@ -14,6 +14,7 @@ __all__ = [
     "DayRun",
     "BandChange",
     "Contact",
+    "ContactInitialStageEntry",
     "ContactMarketing",
     "ContactPropertyHistory",
     "ContactScore",

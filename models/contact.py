@@ -5,7 +5,7 @@ one row per change, stamped with the record's own update time: a rule can then r
 as it was at any past instant, and the current value is simply the latest row.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
 
@@ -14,7 +14,10 @@ class Contact(SQLModel, table=True):
     """One person, keyed by normalised (trimmed, lower-cased) email."""
 
     id: int | None = Field(default=None, primary_key=True)
+    # The key: the email, trimmed and lower-cased; `hubspot:<Record ID>` for a HubSpot contact
+    # without one (it is matched by its record id and gets no email events).
     email: str = Field(unique=True, index=True)
+    hubspot_record_id: str | None = Field(default=None, unique=True, index=True)
     creation_source: str
     # True when the source was inferred from a first event: a contact record may then correct it.
     creation_source_inferred: bool = False
@@ -36,3 +39,14 @@ class ContactPropertyHistory(SQLModel, table=True):
     valid_from: datetime = Field(primary_key=True)
     value: str
     batch_id: str = Field(foreign_key="ingest_batch.id")
+
+
+class ContactInitialStageEntry(SQLModel, table=True):
+    """When the contact entered a stage before leadflow managed it, as its record says (a
+    HubSpot export's `Date entered "<Stage> (Lifecycle Stage Pipeline)"`)."""
+
+    __tablename__ = "contact_initial_stage_entry"
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    stage: str = Field(primary_key=True)
+    day: date

@@ -25,7 +25,8 @@ from leadflow.ingest.formats import (
     ident,
     literal,
 )
-from leadflow.ingest.load import EVENT_CHECKS_SQL, _normalise_events_sql
+from leadflow.ingest.load import EVENT_CHECKS_SQL
+from leadflow.ingest.sources import Source, normalise_events_sql
 
 VENDORS = Path(__file__).parent / "data" / "vendors"
 SENDGRID = FORMATS["sendgrid"]
@@ -78,9 +79,7 @@ SEGMENT_EMAIL_SPEC = {
 
 
 def payload_text(name: str) -> str:
-    """The payload without its leading `//` comment lines."""
-    lines = (VENDORS / name).read_text(encoding="utf-8").splitlines()
-    return "\n".join(line for line in lines if not line.startswith("//"))
+    return (VENDORS / name).read_text(encoding="utf-8")
 
 
 def document(name: str):
@@ -843,11 +842,12 @@ def test_mapped_events_pass_leadflows_normalisation_checks(fmt, records):
     bounce, and no (source, event_id) twice: nothing in the payloads is quarantined for these."""
     mapped = run(fmt, records())
     kept = [row for row in mapped if not row["ignored"]]
-    table = pa.Table.from_pylist([{c: row[c] for c in ("_row", *EVENT_COLUMNS)} for row in kept])
+    columns = ("_row", *EVENT_COLUMNS, "machine", "ignored")
+    table = pa.Table.from_pylist([{c: row[c] for c in columns} for row in mapped])
     connection = connect()
-    connection.register("raw", table)
-    renames = {name: name for name in EVENT_COLUMNS}
-    connection.execute(f"CREATE TEMP TABLE norm AS {_normalise_events_sql(renames)}")
+    connection.register("mapped", table)
+    source = Source(fmt.name, "events", [], vendor=fmt)
+    connection.execute(f"CREATE TEMP TABLE norm AS {normalise_events_sql(source, 'mapped')}")
     checks = connection.sql(EVENT_CHECKS_SQL).to_arrow_table().to_pylist()
     assert len(checks) == len(kept) > 0
     for row in checks:

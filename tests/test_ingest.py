@@ -6,14 +6,16 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import event, text
 from sqlmodel import Session, select
 
 from leadflow.config import Ingest
 from leadflow.domain import EVENT_COLUMNS
-from leadflow.ingest.load import BatchRejected, InputColumnsError, detect_kind, ingest_file
-from leadflow.ingest.readers import InputFileError
+from leadflow.ingest.load import BatchRejected, InputColumnsError, ingest_file
+from leadflow.ingest.readers import ROW, InputFileError, RawFile
+from leadflow.ingest.sources import source_of
 from leadflow.lake import duckdb_connection
 from models import Contact
 from models import ContactPropertyHistory as History
@@ -415,9 +417,9 @@ def test_hubspot_export_is_mapped(workspace, tmp_path):
         "marketingqualifiedlead",
         "non_marketing",
     )
-    assert contact[4] == datetime(2025, 3, 4, 10, 15, tzinfo=UTC)
+    # HubSpot writes the portal's local time: 10:15 in Paris (the account's zone) in March.
+    assert contact[4] == datetime(2025, 3, 4, 9, 15, tzinfo=UTC)
     assert properties == {
-        "hubspot_record_id": "101",
         "first_name": "Erin",
         "phone": "+1 555",
         "favourite_colour": "blue",
@@ -472,13 +474,30 @@ def test_jsonl_and_parquet_inputs_load_the_same_events(workspace, tmp_path):
     assert len(lake_events(workspace)) == 6
 
 
-def test_kind_is_detected_from_columns_or_forced(tmp_path):
-    path = tmp_path / "f.csv"
-    assert detect_kind(path, EVENT_HEADER, None)[0] == "events"
-    assert detect_kind(path, ["email", "first_name"], None)[0] == "contacts"
-    assert detect_kind(path, ["Record ID", "Email"], None)[1]["Email"] == "email"
+def test_kind_and_format_are_told_from_columns_or_forced(tmp_path):
+    def source(columns, kind=None, format=None):
+        table = pa.table({name: ["x"] for name in columns})
+        table = table.append_column(ROW, pa.array([1], pa.int64()))
+        return source_of(tmp_path / "f.csv", RawFile(table, []), kind, format)
+
+    assert source(EVENT_HEADER).kind == "events"
+    assert (source(["email", "first_name"]).kind, source(["email"]).format) == (
+        "contacts",
+        "leadflow",
+    )
+    hubspot = source(["Record ID", "Email", "First Name"])
+    assert (hubspot.format, hubspot.fields["email"], hubspot.properties) == (
+        "hubspot-contacts",
+        "Email",
+        {"first_name": "First Name"},
+    )
+    assert source(["email"], format="hubspot-contacts").format == "hubspot-contacts"
     with pytest.raises(InputColumnsError, match="missing column"):
-        detect_kind(path, ["email", "first_name"], "events")
+        source(["email", "first_name"], "events")
+    with pytest.raises(InputColumnsError, match="unknown format 'csv'"):
+        source(["email"], format="csv")
+    with pytest.raises(InputColumnsError, match="repeats 'email', a column leadflow reads"):
+        source(["email", "email (2)"])
 
 
 def test_naive_and_offset_timestamps_are_stored_in_utc(sqlite_workspace, tmp_path):

@@ -1,16 +1,22 @@
-"""Ingest one file: read, normalise, validate with Great Expectations, then load all-or-nothing.
+"""Ingest one file: read, tell what it is, normalise, validate with Great Expectations, then
+load all-or-nothing.
 
 The steps, for a contacts or an events file:
 
 1. read it (`readers`), refusing files that cannot be trusted as a whole;
-2. detect its kind from its columns and map a HubSpot export to leadflow's columns;
-3. normalise it in DuckDB (trimmed lower-case emails, parsed timestamps, JSON checks);
-4. validate every row with the GX suite of its kind; failing rows are quarantined with reasons;
+2. tell its format and kind (`sources`: leadflow's columns, a HubSpot contacts export, a
+   vendor's email events), and map its columns to leadflow's;
+3. normalise it in DuckDB (trimmed lower-case emails, parsed timestamps, JSON checks), the
+   file's columns named by position so that no header ever reaches the SQL; a vendor's events
+   it does not model are counted, per type, as ignored;
+4. validate every row with the GX suite of its kind (and, for contacts, check each row's email
+   and HubSpot Record ID against the state store); failing rows are quarantined with reasons;
 5. if more than `ingest.max_bad_fraction` of the rows are bad, reject the batch: nothing is
    written (a CSV report goes to the rejects folder instead);
 6. otherwise, in one database transaction: the batch row, its quarantined rows, the contacts
-   (created or upserted, property changes appended to their history), and the new events
-   published to the lake just before the commit (removed again if the commit fails).
+   (created or upserted, property changes appended to their history, stage entry dates), and
+   the new events (machine clicks flagged) published to the lake just before the commit
+   (removed again if the commit fails).
 
 The same file twice is recognised by its checksum and skipped; an overlapping file loads only
 what is new: events are deduplicated on (source, event_id) against the lake, and a contact
@@ -25,56 +31,35 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import (
-    Column,
-    Connection,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    bindparam,
-    func,
-    text,
-)
 from sqlmodel import select
-from sqlmodel.sql.sqltypes import UTCDateTime
 
-from leadflow import domain
 from leadflow.errors import UserError
+from leadflow.ingest.contacts import identity_conflicts, load_contacts
+from leadflow.ingest.events import create_event_contacts, flag_machine_clicks, stage_new_events
 from leadflow.ingest.readers import ROW, RawFile, read_input
+from leadflow.ingest.sources import (
+    InputColumnsError,
+    Kind,
+    Source,
+    normalise_contacts_sql,
+    normalise_events_sql,
+    source_of,
+    unwrap_for,
+    vendor_sql,
+)
 from leadflow.ingest.validation import ValidationResult, load_suite, validate_batches
-from leadflow.lake import EVENT_SCHEMA, StagedBatch, duckdb_connection
+from leadflow.lake import StagedBatch, duckdb_connection
+from leadflow.sql import identifier, literal
 from leadflow.store.db import bulk_load, session_scope
 from leadflow.workspace import Workspace
-from models import Contact, IngestBatch, QuarantinedRow
+from models import IngestBatch, QuarantinedRow
 
 log = logging.getLogger(__name__)
-Kind = Literal["contacts", "events"]
 CLOCK_SKEW = timedelta(minutes=5)
-
-# HubSpot contacts export header -> leadflow column. Unlisted headers become snake_case properties.
-HUBSPOT_COLUMNS = {
-    "Record ID": "hubspot_record_id",
-    "Email": "email",
-    "First Name": "first_name",
-    "Last Name": "last_name",
-    "Phone Number": "phone",
-    "Mobile Phone Number": "mobile_phone",
-    "Company Name": "company",
-    "Job Title": "job_title",
-    "Persona": "persona",
-    "Industry": "industry",
-    "Country/Region": "country",
-    "Lifecycle Stage": "initial_stage",
-    "Marketing contact status": "initial_marketing_status",
-    "Create Date": "created_at",
-    "Last Modified Date": "updated_at",
-}
-CONTACT_STATE_COLUMNS = ("initial_stage", "initial_marketing_status")
+__all__ = ["BatchRejected", "IngestResult", "InputColumnsError", "Kind", "ingest_file"]
 
 
 class BatchRejected(UserError):
@@ -86,21 +71,22 @@ class BatchRejected(UserError):
         self.again = again  # the same content was rejected before (no new report)
 
 
-class InputColumnsError(UserError, ValueError):
-    """The file lacks a column its kind requires, or its kind cannot be told."""
-
-
 @dataclass
 class IngestResult:
     file: str
     kind: Kind
-    status: Literal["loaded", "already_ingested", "nothing_new"]
+    status: str  # loaded | already_ingested | nothing_new
+    format: str = "leadflow"
     batch_id: str | None = None
     rows_total: int = 0
     rows_loaded: int = 0
     rows_duplicate: int = 0
     rows_quarantined: int = 0
+    rows_ignored: int = 0  # a vendor's events leadflow does not model (per type in `ignored`)
     contacts_created: int = 0
+    machine_clicks: int = 0  # clicks flagged as a machine's (right after their delivery)
+    ignored: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what reading and mapping changed
     validation: ValidationResult | None = field(default=None, repr=False)
 
 
@@ -110,38 +96,6 @@ def file_checksum(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def snake_case(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name.strip().lower()).strip("_")
-
-
-def detect_kind(path: Path, columns: list[str], kind: Kind | None) -> tuple[Kind, dict[str, str]]:
-    """The file's kind and the renaming of its columns to leadflow's names."""
-    is_hubspot = "Record ID" in columns or ("Email" in columns and "email" not in columns)
-    if kind is None:
-        if "event_id" in columns or {"type", "occurred_at"} <= set(columns):
-            kind = "events"
-        elif "email" in columns or is_hubspot:
-            kind = "contacts"
-        else:
-            raise InputColumnsError(
-                f"{path}: cannot tell contacts from events (no email or event_id column); "
-                "pass --kind"
-            )
-    if kind == "contacts" and is_hubspot:
-        renames = {name: HUBSPOT_COLUMNS.get(name, snake_case(name)) for name in columns}
-    else:
-        renames = {name: name for name in columns}
-    required = domain.EVENT_REQUIRED_COLUMNS if kind == "events" else ("email",)
-    missing = [name for name in required if name not in renames.values()]
-    if missing:
-        raise InputColumnsError(f"{path}: missing column(s) {', '.join(missing)} for {kind}")
-    return kind, renames
-
-
-def _text(column: str) -> str:
-    return f"NULLIF(trim(CAST(\"{column}\" AS VARCHAR)), '')"
 
 
 # What the GX suites see: the values they check, plus facts that need the whole file (copies of a
@@ -159,12 +113,14 @@ EVENT_CHECKS_SQL = f"""
     FROM norm ORDER BY {ROW}
 """
 CONTACT_CHECKS_SQL = f"""
-    SELECT {ROW}, email,
-           CASE WHEN email IS NOT NULL THEN count(*) OVER (PARTITION BY email) END
+    SELECT {ROW}, email, contact_key,
+           CASE WHEN contact_key IS NOT NULL THEN count(*) OVER (PARTITION BY contact_key) END
                AS copies_in_file,
+           CASE WHEN hubspot_record_id IS NOT NULL
+                THEN count(*) OVER (PARTITION BY hubspot_record_id) END AS record_copies_in_file,
            CASE WHEN created_at_ts IS NULL THEN created_at END AS created_at_unparsable,
            CASE WHEN updated_at_ts IS NULL THEN updated_at END AS updated_at_unparsable,
-           epoch(updated_at_ts) AS updated_at_epoch,
+           epoch(updated_at_ts) AS updated_at_epoch, entered_unparsable,
            creation_source, initial_stage, initial_marketing_status
     FROM norm ORDER BY {ROW}
 """
@@ -179,86 +135,37 @@ LOW_CARDINALITY_COLUMNS = (
 VALIDATION_CHUNK_ROWS = 400_000
 
 
-def _normalise_events_sql(renames: dict[str, str]) -> str:
-    by_name = {target: source for source, target in renames.items()}
-
-    def col(name: str) -> str:
-        return _text(by_name[name]) if name in by_name else "NULL::VARCHAR"
-
-    return f"""
-        SELECT {ROW}, event_id, source, lower(email) AS email, type, occurred_at,
-               occurred_at_ts, epoch(occurred_at_ts) AS occurred_at_epoch, url, form_id,
-               campaign_id, properties,
-               CASE WHEN properties IS NULL THEN true
-                    ELSE COALESCE(json_type(json_properties) = 'OBJECT', false)
-                    END AS properties_is_object,
-               CASE WHEN json_type(json_properties) = 'OBJECT'
-                    THEN json_extract_string(json_properties, '$.bounce_type') END AS bounce_type,
-               CASE WHEN json_type(json_properties) = 'OBJECT'
-                    THEN TRY_CAST(json_extract_string(json_properties, '$.score') AS DOUBLE)
-                    END AS nps_score
-        FROM (SELECT {ROW}, {col("event_id")} AS event_id, {col("source")} AS source,
-                     {col("email")} AS email, {col("type")} AS type,
-                     {col("occurred_at")} AS occurred_at,
-                     TRY_CAST({col("occurred_at")} AS TIMESTAMPTZ) AS occurred_at_ts,
-                     {col("url")} AS url, {col("form_id")} AS form_id,
-                     {col("campaign_id")} AS campaign_id, {col("properties")} AS properties,
-                     CASE WHEN json_valid({col("properties")}) THEN {col("properties")} END
-                         AS json_properties
-              FROM raw)
-    """
-
-
-def _normalise_contacts_sql(renames: dict[str, str]) -> tuple[str, list[str]]:
-    """SQL over `raw` giving leadflow's contact columns, and the list of property columns."""
-    by_name = {target: source for source, target in renames.items()}
-
-    def col(name: str) -> str:
-        return _text(by_name[name]) if name in by_name else "NULL::VARCHAR"
-
-    identity = set(domain.CONTACT_IDENTITY_COLUMNS) | set(CONTACT_STATE_COLUMNS)
-    properties = [target for target in by_name if target not in identity and target != ROW]
-    stage = col("initial_stage")
-    status = col("initial_marketing_status")
-    property_sql = "".join(f', {_text(by_name[name])} AS "{name}"' for name in properties)
-    sql = f"""
-        SELECT *, epoch(updated_at_ts) AS updated_at_epoch FROM (
-        SELECT {ROW}, lower({col("email")}) AS email,
-               {col("created_at")} AS created_at,
-               TRY_CAST({col("created_at")} AS TIMESTAMPTZ) AS created_at_ts,
-               {col("updated_at")} AS updated_at,
-               TRY_CAST({col("updated_at")} AS TIMESTAMPTZ) AS updated_at_ts,
-               lower({col("creation_source")}) AS creation_source,
-               {col("integration")} AS integration,
-               lower(replace(replace(replace({stage}, ' ', ''), '_', ''), '-', ''))
-                   AS initial_stage,
-               CASE WHEN lower({status}) LIKE 'non%' THEN 'non_marketing'
-                    WHEN lower({status}) LIKE 'marketing%' THEN 'marketing'
-                    ELSE lower({status}) END AS initial_marketing_status
-               {property_sql}
-        FROM raw)
-    """
-    return sql, properties
-
-
-def _raw_json_sql(columns: list[str]) -> str:
-    fields = ", ".join(f"'{name.replace(chr(39), chr(39) * 2)}': \"{name}\"" for name in columns)
-    return f"to_json({{{fields}}})"
+def _raw_json_sql(source: Source) -> str:
+    """A row of `raw` as the JSON object of its fields, under the file's own names."""
+    if not source.columns:
+        return "'{}'"
+    pairs = ", ".join(
+        f"{literal(name)}, {identifier(source.physical[name])}" for name in source.columns
+    )
+    return f"CAST(json_object({pairs}) AS VARCHAR)"
 
 
 def ingest_file(
-    workspace: Workspace, path: Path, *, kind: Kind | None = None, now: datetime | None = None
+    workspace: Workspace,
+    path: Path,
+    *,
+    kind: Kind | None = None,
+    format: str | None = None,
+    now: datetime | None = None,
 ) -> IngestResult:
-    """Load one file. Raises InputFileError/InputColumnsError/BatchRejected leaving no trace."""
+    """Load one file. Raises InputFileError/InputColumnsError/BatchRejected leaving no trace.
+    `kind` and `format` force what the file is (else it is told from the file)."""
     path = Path(path)
     now = now or datetime.now(UTC)
     checksum = file_checksum(path) if path.is_file() else ""
-    raw = read_input(path)
-    columns = [name for name in raw.table.column_names if name != ROW]
-    kind, renames = detect_kind(path, columns, kind)
+    raw = read_input(path, unwrap_for(format))
+    source = source_of(path, raw, kind, format)
     with session_scope(workspace.engine) as session:
         if session.exec(select(IngestBatch.id).where(IngestBatch.checksum == checksum)).first():
-            return IngestResult(str(path), kind, "already_ingested", rows_total=raw.rows_total)
+            return IngestResult(
+                str(path), source.kind, "already_ingested", source.format,
+                rows_total=raw.rows_total,
+            )  # fmt: skip
     threshold = workspace.config.ingest.max_bad_fraction
     report = reject_report_path(workspace.rejects_dir, path, checksum)
     earlier = _earlier_rejection(report, threshold)
@@ -270,7 +177,43 @@ def ingest_file(
             again=True,
         )
     with duckdb_connection() as connection:
-        return _ingest(workspace, connection, path, raw, kind, renames, checksum, now)
+        return _ingest(workspace, connection, path, raw, source, checksum, now)
+
+
+def _normalise(
+    workspace: Workspace, connection: duckdb.DuckDBPyConnection, source: Source, now: datetime
+) -> dict[str, int]:
+    """`norm`: the rows to validate, as leadflow's columns. Returns the vendor's events
+    ignored, per type."""
+    config = workspace.config
+    if source.kind == "contacts":
+        first_values_at = config.ingest.first_values_at or (
+            "created_at" if source.format == "hubspot-contacts" else "updated_at"
+        )
+        connection.execute(
+            f"CREATE TEMP TABLE norm AS {normalise_contacts_sql(source, config, first_values_at)}",
+            {"now": now},
+        )
+        unknown = connection.execute(
+            "SELECT stage_label, count(*) FROM norm WHERE stage_label IS NOT NULL "
+            "AND initial_stage IS NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+        if unknown:
+            shown = ", ".join(f"{label!r} ({count})" for label, count in unknown[:5])
+            source.notes.append(f"lifecycle stages leadflow does not know, left out: {shown}")
+        return {}
+    if source.vendor is None:
+        connection.execute(f"CREATE TEMP TABLE norm AS {normalise_events_sql(source)}")
+        return {}
+    connection.execute(f"CREATE TEMP TABLE mapped AS {vendor_sql(source, config)}")
+    ignored = dict(
+        connection.execute(
+            "SELECT COALESCE(vendor_type, '(none)'), count(*) FROM mapped WHERE ignored "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    connection.execute(f"CREATE TEMP TABLE norm AS {normalise_events_sql(source, 'mapped')}")
+    return ignored
 
 
 def _ingest(
@@ -278,38 +221,43 @@ def _ingest(
     connection: duckdb.DuckDBPyConnection,
     path: Path,
     raw: RawFile,
-    kind: Kind,
-    renames: dict[str, str],
+    source: Source,
     checksum: str,
     now: datetime,
 ) -> IngestResult:
-    columns = [name for name in raw.table.column_names if name != ROW]
-    connection.register("raw", raw.table)
-    if kind == "events":
-        normalise_sql, property_columns = _normalise_events_sql(renames), []
-    else:
-        normalise_sql, property_columns = _normalise_contacts_sql(renames)
-    connection.execute(f"CREATE TEMP TABLE norm AS {normalise_sql}")
+    physical = source.physical
+    names = [physical.get(name, name) for name in raw.table.column_names]
+    connection.register("raw", raw.table.rename_columns(names))
+    ignored = _normalise(workspace, connection, source, now)
+    kind = source.kind
     checks = connection.sql(EVENT_CHECKS_SQL if kind == "events" else CONTACT_CHECKS_SQL)
     validation = validate_batches(
         checks.to_arrow_reader(),
         load_suite(workspace.expectations_dir, kind),
-        {"max_occurred_at_epoch": (now + CLOCK_SKEW).timestamp()},
+        {
+            "max_occurred_at_epoch": (now + CLOCK_SKEW).timestamp(),
+            "event_types": list(workspace.config.event_types),
+        },
         categorical=LOW_CARDINALITY_COLUMNS,
         chunk_rows=VALIDATION_CHUNK_ROWS,
     )
+    if kind == "contacts":
+        for row, reason in identity_conflicts(workspace, connection).items():
+            validation.reasons_by_row.setdefault(row, []).append(reason)
 
     log.info("%s: rows validated (%d)", path.name, raw.rows_total)
-    quarantine = _quarantine_rows(connection, path, raw, columns, validation)
+    quarantine = _quarantine_rows(connection, path, raw, source, validation)
     rows_total = raw.rows_total
+    rows_ignored = sum(ignored.values())
     connection.unregister("raw")
     raw.release()  # `norm` has what loads from here on
-    bad_fraction = len(quarantine) / rows_total
+    counted = max(rows_total - rows_ignored, 1)
+    bad_fraction = len(quarantine) / counted
     threshold = workspace.config.ingest.max_bad_fraction
     if bad_fraction > threshold:
         first = quarantine[0]
         reason = (
-            f"batch rejected, {len(quarantine)} of {rows_total} rows bad "
+            f"batch rejected, {len(quarantine)} of {counted} rows bad "
             f"({bad_fraction:.1%} > {threshold:.1%}); first: row {first['row']}: "
             f"{first['reason']}"
         )
@@ -325,17 +273,35 @@ def _ingest(
         str(path),
         kind,
         "loaded",
+        source.format,
         batch_id=uuid.uuid4().hex,
         rows_total=rows_total,
         rows_quarantined=len(quarantine),
+        rows_ignored=rows_ignored,
+        ignored=ignored,
+        notes=source.notes,
         validation=validation,
     )
+    return _load(workspace, connection, path, source, result, checksum, quarantine, now)
+
+
+def _load(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    path: Path,
+    source: Source,
+    result: IngestResult,
+    checksum: str,
+    quarantine: list[dict],
+    now: datetime,
+) -> IngestResult:
+    """The batch in one transaction of the state store, its events published just before."""
     batch_row = IngestBatch(
         id=result.batch_id,
         file=str(path),
         checksum=checksum,
-        kind=kind,
-        rows_total=rows_total,
+        kind=result.kind,
+        rows_total=result.rows_total,
         rows_loaded=0,
         rows_duplicate=0,
         rows_quarantined=len(quarantine),
@@ -346,8 +312,13 @@ def _ingest(
     )
     staged: StagedBatch | None = None
     try:
-        if kind == "events":
-            staged = _stage_events(workspace, connection, result)
+        if result.kind == "events":
+            committed = workspace.committed_event_batches()
+            workspace.lake.sweep_orphans(committed)
+            result.machine_clicks = flag_machine_clicks(workspace, connection, committed)
+            staged, result.rows_loaded, result.rows_duplicate = stage_new_events(
+                workspace, connection, committed, result.batch_id
+            )
             batch_row.lake_files = len(staged.targets)
             log.info("%s: events staged in the lake (%d)", path.name, result.rows_loaded)
         with session_scope(workspace.engine) as session:
@@ -358,10 +329,17 @@ def _ingest(
                 rows = pa.Table.from_pylist(quarantine)
                 batch_ids = pa.array([result.batch_id] * len(rows), pa.string())
                 bulk_load(db, QuarantinedRow.__table__, rows.append_column("batch_id", batch_ids))
-            if kind == "events":
-                _create_event_contacts(connection, db, result)
+            if result.kind == "events":
+                result.contacts_created = create_event_contacts(connection, db, result.batch_id)
             else:
-                _load_contacts(connection, db, result, property_columns, now)
+                result.rows_loaded, result.rows_duplicate, result.contacts_created = load_contacts(
+                    connection,
+                    db,
+                    source,
+                    workspace.config.account.timezone,
+                    result.batch_id,
+                    now,
+                )
             if not (result.rows_loaded or result.rows_quarantined or result.contacts_created):
                 session.rollback()
                 if staged:
@@ -388,7 +366,7 @@ def _quarantine_rows(
     connection: duckdb.DuckDBPyConnection,
     path: Path,
     raw: RawFile,
-    columns: list[str],
+    source: Source,
     validation: ValidationResult,
 ) -> list[dict]:
     """Every bad row of the file, in row order, with its reasons and raw content."""
@@ -400,7 +378,7 @@ def _quarantine_rows(
         failing = pa.table({ROW: pa.array(sorted(validation.reasons_by_row), pa.int64())})
         connection.register("failing_rows", failing)
         raw_text = connection.execute(
-            f"SELECT {ROW}, {_raw_json_sql(columns)} FROM raw SEMI JOIN failing_rows USING ({ROW})"
+            f"SELECT {ROW}, {_raw_json_sql(source)} FROM raw SEMI JOIN failing_rows USING ({ROW})"
             f" ORDER BY {ROW}"
         ).fetchall()
         rows.extend(
@@ -448,214 +426,3 @@ def _write_reject_report(
         json.dumps({"file": str(path), "reason": reason, "max_bad_fraction": threshold}),
         encoding="utf-8",
     )
-
-
-def _temp_table(name: str, *columns: Column) -> Table:
-    return Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
-
-
-def _stage_events(
-    workspace: Workspace, connection: duckdb.DuckDBPyConnection, result: IngestResult
-) -> StagedBatch:
-    """Write the batch's events that the lake does not have yet to the lake's staging area."""
-    committed = workspace.committed_event_batches()
-    workspace.lake.sweep_orphans(committed)
-    good = connection.execute("SELECT count(*) FROM good").fetchone()[0]
-    # The lake's copies of the batch's events first (a semi join: the batch is the hash table,
-    # the lake is only scanned), then deleted from the batch: twice as fast as DELETE … USING
-    # the lake, which hashes the lake.
-    connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE known_events AS
-            SELECT lake.source, lake.event_id FROM {workspace.lake.events_sql(committed)} AS lake
-            SEMI JOIN good ON good.source = lake.source AND good.event_id = lake.event_id"""
-    )
-    connection.execute(
-        """DELETE FROM good USING known_events known
-           WHERE good.source = known.source AND good.event_id = known.event_id"""
-    )
-    connection.execute("ALTER TABLE good RENAME TO new_events")
-    result.rows_loaded = connection.execute("SELECT count(*) FROM new_events").fetchone()[0]
-    result.rows_duplicate = good - result.rows_loaded
-    columns = ", ".join(
-        f"'{result.batch_id}' AS batch_id"
-        if name == "batch_id"
-        else "occurred_at_ts AS occurred_at"
-        if name == "occurred_at"
-        else name
-        for name in EVENT_SCHEMA
-    )
-    return workspace.lake.stage(connection, f"(SELECT {columns} FROM new_events)", result.batch_id)
-
-
-def _create_event_contacts(
-    connection: duckdb.DuckDBPyConnection, db: Connection, result: IngestResult
-) -> None:
-    """Create the contacts of unknown emails, their creation source taken from the first event."""
-    sources = " ".join(
-        f"WHEN '{event_type}' THEN '{source}'"
-        for event_type, source in domain.EVENT_CREATION_SOURCE.items()
-    )
-    first_seen = connection.sql(
-        f"""SELECT email,
-                   CASE arg_min(type, occurred_at_ts) {sources}
-                        ELSE '{domain.DEFAULT_EVENT_CREATION_SOURCE}' END AS creation_source,
-                   min(occurred_at_ts) AS created_at
-            FROM new_events GROUP BY email ORDER BY email"""
-    ).to_arrow_table()
-    stage = _temp_table(
-        "stage_event_contact",
-        Column("email", String),
-        Column("creation_source", String),
-        Column("created_at", UTCDateTime()),
-    )
-    stage.create(db)
-    bulk_load(db, stage, first_seen)
-    before = db.execute(select(func.count()).select_from(Contact)).scalar_one()
-    db.execute(
-        text(
-            """INSERT INTO contact (email, creation_source, creation_source_inferred, created_at,
-                                first_batch_id)
-           SELECT email, creation_source, true, created_at, :batch FROM stage_event_contact
-           WHERE true ON CONFLICT (email) DO NOTHING"""
-        ),
-        {"batch": result.batch_id},
-    )
-    result.contacts_created = (
-        db.execute(select(func.count()).select_from(Contact)).scalar_one() - before
-    )
-    stage.drop(db)
-
-
-def _load_contacts(
-    connection: duckdb.DuckDBPyConnection,
-    db: Connection,
-    result: IngestResult,
-    property_columns: list[str],
-    now: datetime,
-) -> None:
-    """Upsert the batch's contacts and append each changed property value to its history."""
-    records = connection.sql(
-        # No creation date: the record's own update time says it existed by then.
-        "SELECT email, creation_source, integration, COALESCE(created_at_ts, updated_at_ts)"
-        " AS created_at, initial_stage, initial_marketing_status FROM good ORDER BY email"
-    ).to_arrow_table()
-    stage_contact = _temp_table(
-        "stage_contact",
-        Column("email", String),
-        Column("creation_source", String),
-        Column("integration", String),
-        Column("created_at", UTCDateTime()),
-        Column("initial_stage", String),
-        Column("initial_marketing_status", String),
-    )
-    stage_contact.create(db)
-    bulk_load(db, stage_contact, records)
-    touched = _temp_table("stage_touched", Column("contact_id", Integer))
-    touched.create(db)
-    db.execute(
-        text(
-            """INSERT INTO stage_touched (contact_id)
-           SELECT c.id FROM stage_contact s JOIN contact c ON c.email = s.email
-           WHERE (c.creation_source_inferred AND s.creation_source IS NOT NULL)
-              OR s.created_at < c.created_at
-              OR (c.initial_stage IS NULL AND s.initial_stage IS NOT NULL)
-              OR (c.initial_marketing_status IS NULL AND s.initial_marketing_status IS NOT NULL)"""
-        )
-    )
-    before = db.execute(select(func.count()).select_from(Contact)).scalar_one()
-    db.execute(
-        text(
-            """INSERT INTO contact (email, creation_source, creation_source_inferred, integration,
-                                created_at, initial_stage, initial_marketing_status,
-                                first_batch_id)
-           SELECT email, COALESCE(creation_source, :default_source), creation_source IS NULL,
-                  integration, COALESCE(created_at, :now), initial_stage,
-                  initial_marketing_status, :batch
-           FROM stage_contact WHERE true
-           ON CONFLICT (email) DO UPDATE SET
-             creation_source = CASE WHEN contact.creation_source_inferred
-                                     AND NOT excluded.creation_source_inferred
-                                    THEN excluded.creation_source
-                                    ELSE contact.creation_source END,
-             integration = CASE WHEN contact.creation_source_inferred
-                                 AND NOT excluded.creation_source_inferred
-                                THEN excluded.integration ELSE contact.integration END,
-             creation_source_inferred = contact.creation_source_inferred
-                                        AND excluded.creation_source_inferred,
-             created_at = CASE WHEN excluded.created_at < contact.created_at
-                               THEN excluded.created_at ELSE contact.created_at END,
-             initial_stage = COALESCE(contact.initial_stage, excluded.initial_stage),
-             initial_marketing_status = COALESCE(contact.initial_marketing_status,
-                                                 excluded.initial_marketing_status)"""
-        ).bindparams(bindparam("now", type_=UTCDateTime())),
-        {
-            "default_source": domain.DEFAULT_RECORD_CREATION_SOURCE,
-            "now": now,
-            "batch": result.batch_id,
-        },
-    )
-    result.contacts_created = (
-        db.execute(select(func.count()).select_from(Contact)).scalar_one() - before
-    )
-
-    if property_columns:
-        names = ", ".join(f'"{name}"' for name in property_columns)
-        changes = connection.sql(
-            f"""SELECT email, name, value, COALESCE(updated_at_ts, $now) AS valid_from
-                FROM (UNPIVOT (SELECT email, updated_at_ts, {names} FROM good)
-                      ON {names} INTO NAME name VALUE value)
-                ORDER BY email, name""",
-            params={"now": now},
-        ).to_arrow_table()
-    else:
-        changes = pa.table({"email": [], "name": [], "value": [], "valid_from": []})
-    stage_property = _temp_table(
-        "stage_property",
-        Column("email", String),
-        Column("name", String),
-        Column("value", String),
-        Column("valid_from", UTCDateTime()),
-    )
-    stage_property.create(db)
-    bulk_load(db, stage_property, changes)
-    new_history = _temp_table(
-        "stage_new_history",
-        Column("contact_id", Integer),
-        Column("name", String),
-        Column("value", String),
-        Column("valid_from", UTCDateTime()),
-    )
-    new_history.create(db)
-    db.execute(
-        text(
-            """INSERT INTO stage_new_history (contact_id, name, value, valid_from)
-           SELECT c.id, s.name, s.value, s.valid_from
-           FROM stage_property s JOIN contact c ON c.email = s.email
-           WHERE COALESCE((SELECT h.value FROM contact_property_history h
-                           WHERE h.contact_id = c.id AND h.name = s.name
-                             AND h.valid_from <= s.valid_from
-                           ORDER BY h.valid_from DESC LIMIT 1), '') <> s.value
-             AND NOT EXISTS (SELECT 1 FROM contact_property_history h
-                             WHERE h.contact_id = c.id AND h.name = s.name
-                               AND h.valid_from = s.valid_from)"""
-        )
-    )
-    db.execute(
-        text(
-            """INSERT INTO contact_property_history (contact_id, name, valid_from, value, batch_id)
-           SELECT contact_id, name, valid_from, value, :batch FROM stage_new_history"""
-        ),
-        {"batch": result.batch_id},
-    )
-    db.execute(text("INSERT INTO stage_touched SELECT contact_id FROM stage_new_history"))
-    # A row "loads" when it creates its contact or changes something about it.
-    result.rows_loaded = db.execute(
-        text(
-            """SELECT count(*) FROM contact c JOIN stage_contact s ON s.email = c.email
-           WHERE c.first_batch_id = :batch OR c.id IN (SELECT contact_id FROM stage_touched)"""
-        ),
-        {"batch": result.batch_id},
-    ).scalar_one()
-    result.rows_duplicate = len(records) - result.rows_loaded
-    for table in (stage_contact, stage_property, new_history, touched):
-        table.drop(db)

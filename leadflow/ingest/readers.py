@@ -9,6 +9,7 @@ A file that cannot be trusted as a whole (empty, wrong encoding, corrupt Parquet
 import codecs
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +36,16 @@ class UnreadableRow:
 
 @dataclass
 class RawFile:
-    """The readable records (with their 1-based record number in `_row`) and the others."""
+    """The readable records (with their 1-based record number in `_row`) and the others.
+
+    `notes` say what reading changed (a repeated column name kept apart, a column without a
+    name named); `document` names the vendor format whose JSON document was unwrapped into
+    these records, if one was."""
 
     table: pa.Table
     unreadable: list[UnreadableRow]
+    notes: list[str] = field(default_factory=list)
+    document: str | None = None
     rows_total: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +74,13 @@ MAGIC = {
 }
 
 
-def read_input(path: Path) -> RawFile:
+# A whole JSON document -> (its records, the name of the format that knows it), or None.
+Unwrap = Callable[[object], tuple[list, str] | None]
+
+
+def read_input(path: Path, unwrap: Unwrap | None = None) -> RawFile:
+    """The file's records. `unwrap` opens JSON documents that wrap records (a vendor's page
+    or report); without it, or when it does not know a document, an array is the records."""
     path = Path(path)
     if path.is_dir():
         raise InputFileError(
@@ -85,8 +98,10 @@ def read_input(path: Path) -> RawFile:
     for magic, what in MAGIC.items():
         if start.startswith(magic) and not (kind == "parquet" and magic == b"PAR1"):
             raise InputFileError(f"{path}: is {what}")
-    reader = {"csv": _read_csv, "jsonl": _read_json, "parquet": _read_parquet}[kind]
-    raw = reader(path)
+    if kind == "jsonl":
+        raw = _read_json(path, unwrap)
+    else:
+        raw = {"csv": _read_csv, "parquet": _read_parquet}[kind](path)
     if raw.rows_total == 0:
         raise InputFileError(f"{path}: file has no data rows")
     return raw
@@ -120,9 +135,7 @@ def _read_csv(path: Path) -> RawFile:
         header = next(csv.reader(handle), None)
     if not header or not any(name.strip() for name in header):
         raise InputFileError(f"{path}: file is empty")
-    columns = [name.strip() for name in header]
-    if len(set(columns)) != len(columns):
-        raise InputFileError(f"{path}: the header repeats a column name")
+    columns, notes = distinct_names([name.strip() for name in header])
     bad_lines: list[UnreadableRow] = []
 
     def keep_invalid(row: pacsv.InvalidRow) -> str:
@@ -154,27 +167,68 @@ def _read_csv(path: Path) -> RawFile:
     total = table.num_rows + len(bad_rows)
     numbers = [number for number in range(1, total + 1) if number not in bad_rows]
     table = table.append_column(ROW, pa.array(numbers, pa.int64()))
-    return RawFile(table=table, unreadable=bad_lines)
+    return RawFile(table=table, unreadable=bad_lines, notes=notes)
 
 
-def _read_json(path: Path) -> RawFile:
-    """JSON Lines, or one JSON document holding an array of records."""
+def distinct_names(names: list[str]) -> tuple[list[str], list[str]]:
+    """Column names made distinct, and what was done: a name without text is named by its
+    position (`column 7`); a repeated one is kept apart by a suffix (`Billing Contact (2)`).
+    HubSpot exports repeat association columns; rows ending with a comma have an empty one."""
+    taken: set[str] = set()
+    distinct, notes, repeats = [], [], {}
+    for position, name in enumerate(names, start=1):
+        if not name:
+            name = f"column {position}"
+            notes.append(f"column {position} has no name: kept as {name!r}")
+        candidate, copy = name, 1
+        while candidate in taken:
+            copy += 1
+            candidate = f"{name} ({copy})"
+        if copy > 1:
+            repeats.setdefault(name, [name]).append(candidate)
+        taken.add(candidate)
+        distinct.append(candidate)
+    for name, kept in repeats.items():
+        shown = ", ".join(repr(item) for item in kept)
+        notes.append(f"the header repeats {name!r} {len(kept)} times: kept apart as {shown}")
+    return distinct, notes
+
+
+def _read_json(path: Path, unwrap: Unwrap | None) -> RawFile:
+    """JSON Lines, or one JSON document: an array of records, or an object wrapping them (a
+    vendor's page or report, opened by `unwrap`)."""
     check_utf8(path)
     with path.open(encoding="utf-8-sig") as handle:
         first = handle.read(CHUNK).lstrip()[:1]
-    if first == "[":
-        return _read_json_array(path)
+        handle.seek(0)
+        first_line = next((line for line in handle if line.strip()), "")
+        more_lines = any(line.strip() for line in handle)
+    if first == "[" or (first == "{" and not (more_lines and _is_object(first_line))):
+        return _read_json_document(path, unwrap)
     return _read_jsonl(path)
 
 
-def _read_json_array(path: Path) -> RawFile:
+def _is_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _read_json_document(path: Path, unwrap: Unwrap | None) -> RawFile:
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise InputFileError(
             f"{path}: invalid JSON at line {error.lineno} ({error.msg}); expected an array of "
-            "objects or JSON Lines"
+            "objects, a vendor's page of them, or JSON Lines"
         ) from None
+    opened = unwrap(document) if unwrap else None
+    label = None
+    if opened is not None:
+        document, label = opened
+    elif isinstance(document, dict):
+        return RawFile(table=_records_table([document], [1]), unreadable=[])
     if not isinstance(document, list):
         raise InputFileError(f"{path}: expected an array of objects or JSON Lines")
     records, numbers, unreadable = [], [], []
@@ -190,7 +244,7 @@ def _read_json_array(path: Path) -> RawFile:
         raise InputFileError(
             f"{path}: is a JSON array of {_json_kind(document[0])}s, not of records (objects)"
         )
-    return RawFile(table=_records_table(records, numbers), unreadable=unreadable)
+    return RawFile(table=_records_table(records, numbers), unreadable=unreadable, document=label)
 
 
 def _json_kind(value: object) -> str:

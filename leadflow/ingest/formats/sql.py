@@ -6,9 +6,11 @@ Vendor *values* never reach the SQL text: they are data in `raw`.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from leadflow.ingest.readers import ROW
+from leadflow.sql import identifier
+from leadflow.sql import literal as sql_literal
 
 # The event columns a mapping yields, in order.
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -42,19 +44,20 @@ class FormatError(ValueError):
 
 
 def quote(text: str, mark: str) -> str:
-    """`text` between two `mark`s with every `mark` in it doubled: `"` for an identifier, `'` for
-    a string literal. DuckDB reads no escapes in either, so nothing else needs care."""
-    if mark not in ('"', "'"):
-        raise ValueError(f"not an SQL quote mark: {mark!r}")
-    return mark + text.replace(mark, mark + mark) + mark
+    """`text` as an identifier (`"`) or a string literal (`'`): `leadflow.sql`'s helpers."""
+    if mark == '"':
+        return identifier(text)
+    if mark == "'":
+        return sql_literal(text)
+    raise ValueError(f"not an SQL quote mark: {mark!r}")
 
 
 def ident(name: str) -> str:
-    return quote(name, '"')
+    return identifier(name)
 
 
 def literal(value: str) -> str:
-    return quote(value, "'")
+    return sql_literal(value)
 
 
 def duckdb_name(name: str) -> str:
@@ -63,9 +66,17 @@ def duckdb_name(name: str) -> str:
 
 
 class Fields:
-    """The columns of `raw` a mapping can read, as text expressions (NULL where absent)."""
+    """The columns of `raw` a mapping can read, as text expressions (NULL where absent).
 
-    def __init__(self, columns: Iterable[str]):
+    `columns` names the keys, each a column of `raw` of that name; or maps each key to the
+    column of `raw` that holds it (the ingest names `raw`'s columns by position, so that no key
+    of a file reaches SQL: then keys differing only in case are told apart too)."""
+
+    def __init__(self, columns: Iterable[str] | Mapping[str, str]):
+        if isinstance(columns, Mapping):
+            self.physical = {str(key): column for key, column in columns.items() if key != ROW}
+            self.names = frozenset(self.physical)
+            return
         names = {str(name) for name in columns} - {ROW}
         seen: dict[str, list[str]] = {ROW: [ROW]}
         for name in sorted(names):
@@ -79,12 +90,13 @@ class Fields:
         # A name with a NUL in it cannot be written in SQL (DuckDB cuts it there): such a key is
         # not read at all.
         self.names = frozenset(name for name in names if "\x00" not in name)
+        self.physical = {name: name for name in self.names}
 
     def text(self, name: str) -> str:
         """The column as trimmed text, NULL when empty or absent."""
         if name not in self.names:
             return "CAST(NULL AS VARCHAR)"
-        return f"NULLIF(trim(CAST({ident(name)} AS VARCHAR)), '')"
+        return f"NULLIF(trim(CAST({ident(self.physical[name])} AS VARCHAR)), '')"
 
     def first(self, *names: str) -> str:
         """The first of these columns that has a value."""
