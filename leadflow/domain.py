@@ -103,3 +103,6 @@ EVENT_REQUIRED_COLUMNS: Final[tuple[str, ...]] = (
     "type",
     "occurred_at",
 )
+
+# The key of a contact known by its HubSpot Record ID only (no email): `hubspot:<Record ID>`.
+RECORD_KEY_PREFIX: Final = "hubspot:"

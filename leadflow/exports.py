@@ -9,10 +9,11 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from leadflow.domain import STAGES
+from leadflow.domain import RECORD_KEY_PREFIX, STAGES
 from leadflow.lake import duckdb_connection
 from leadflow.marketing import latest_per_contact_sql, latest_sql
 from leadflow.scoring.query import as_of_end
+from leadflow.sql import literal
 from leadflow.store.db import read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import QuarantinedRow
@@ -41,24 +42,34 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
     """`export contacts`: each contact created by the end of `day` (or seen by a run of
     it, through an earlier event), with its stage, marketing status, demotion state,
     suppression and stage entry days as the runs up to `day` left them (a contact no run has
-    seen yet has an empty marketing_status)."""
+    seen yet has an empty marketing_status). An entry day is the earliest of the run's and the
+    record's (a HubSpot export's `Date entered …`). A contact known by its HubSpot Record ID
+    only has an empty email."""
     entered = ", ".join(
-        f"max(CASE WHEN stage = '{stage}' THEN CAST(day AS TEXT) END)" for stage in STAGES
+        f"min(CASE WHEN stage = {literal(stage)} THEN CAST(day AS TEXT) END)" for stage in STAGES
     )
     entry_columns = ", ".join(f"e.entered_{stage}" for stage in STAGES)
     entry_names = ", ".join(f"entered_{stage}" for stage in STAGES)
     schema = pa.schema(
-        [(name, pa.string()) for name in (*CONTACT_COLUMNS[: -len(STAGES)], "created_at")]
+        [(name, pa.string()) for name in (*CONTACT_COLUMNS[: -len(STAGES) - 1], "created_at")]
         + [(f"date_entered_{stage}", pa.string()) for stage in STAGES]
+        + [("hubspot_record_id", pa.string())]
     )
+    by_day = literal(day.isoformat())
     rows = read_arrow(
         workspace.engine,
         f"""WITH entries ({"contact_id, " + entry_names}) AS (
-                SELECT contact_id, {entered} FROM stage_entry WHERE day <= '{day}'
+                SELECT contact_id, {entered} FROM (
+                    SELECT contact_id, stage, day FROM stage_entry WHERE day <= {by_day}
+                    UNION ALL
+                    SELECT contact_id, stage, day FROM contact_initial_stage_entry
+                    WHERE day <= {by_day}) all_entries
                 GROUP BY contact_id)
-            SELECT c.email, COALESCE(s.value, c.initial_stage), m.value,
+            SELECT CASE WHEN c.email LIKE {literal(RECORD_KEY_PREFIX + "%")} THEN ''
+                        ELSE c.email END,
+                   COALESCE(s.value, c.initial_stage), m.value,
                    COALESCE(d.value, 'none'), COALESCE(p.value, 'false'), c.creation_source,
-                   CAST(c.created_at AS TEXT), {entry_columns}
+                   CAST(c.created_at AS TEXT), {entry_columns}, c.hubspot_record_id
             FROM contact c
             LEFT JOIN ({latest_per_contact_sql("stage_move", "to_stage", day)}) s
                 ON s.contact_id = c.id
@@ -73,7 +84,7 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
         return connection.sql(
             "SELECT * EXCLUDE (created_at) FROM rows "
             "WHERE created_at::TIMESTAMPTZ < $end OR marketing_status IS NOT NULL "
-            "ORDER BY email",
+            "ORDER BY email, hubspot_record_id",
             params={"end": as_of_end(day, workspace.config)},
         ).to_arrow_table()
 
@@ -86,4 +97,5 @@ CONTACT_COLUMNS = (
     "suppressed",
     "creation_source",
     *(f"date_entered_{stage}" for stage in STAGES),
+    "hubspot_record_id",
 )

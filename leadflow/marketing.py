@@ -267,7 +267,11 @@ CHANGES_SQL = """
     SELECT contact_id, 2, 'suppression', NULL,
            CASE WHEN COALESCE(suppressed, 0) = 1 THEN 'true' ELSE 'false' END,
            CASE WHEN now_suppressed THEN 'true' ELSE 'false' END,
-           'suppression', suppression_reason, NULL
+           -- no suppressing event: the contact's record says it unsubscribed
+           CASE WHEN suppression_reason IS NULL AND now_suppressed THEN 'record'
+                ELSE 'suppression' END,
+           CASE WHEN suppression_reason IS NULL AND now_suppressed THEN 'unsubscribed'
+                ELSE suppression_reason END, NULL
     FROM decided WHERE now_suppressed <> (COALESCE(suppressed, 0) = 1)
     UNION ALL
     SELECT contact_id, 3, 'demotion', demotion_id, demotion_state, demotion_next,

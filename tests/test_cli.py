@@ -104,7 +104,7 @@ def test_scoring_commands(prefect_harness, leadflow_env):
     assert result.exit_code == 0, result.output
     with out.open() as handle:
         [row] = list(csv.DictReader(handle))
-    assert list(row) == ["email", "engagement", "fit", "band_engagement"]
+    assert list(row) == ["email", "engagement", "fit", "band_engagement", "hubspot_record_id"]
     assert float(row["engagement"]) == engagement["value"] and row["band_engagement"] == "warm"
 
     history_csv = leadflow_env / "history.csv"
@@ -256,6 +256,7 @@ def test_marketing_set_tier_and_export_contacts(prefect_harness, leadflow_env):
         "suppressed",
         "creation_source",
         *(f"date_entered_{stage}" for stage in STAGES),
+        "hubspot_record_id",
     ]
     ann = exported["ann@example.com"]
     assert (ann["lifecycle_stage"], ann["marketing_status"], ann["demotion"]) == (

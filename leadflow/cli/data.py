@@ -10,6 +10,7 @@ from leadflow.cli import app
 from leadflow.cli.common import Day, console, errors, fail, handled, workspace
 from leadflow.cli.output import (
     print_errors,
+    print_ingest_notes,
     progress_bar,
     progress_callback,
     results_table,
@@ -19,6 +20,17 @@ from leadflow.cli.output import (
 class Kind(StrEnum):
     contacts = "contacts"
     events = "events"
+
+
+class Format(StrEnum):
+    """The formats `leadflow ingest --format` names (leadflow.ingest.sources.FORMAT_NAMES)."""
+
+    leadflow = "leadflow"
+    hubspot_contacts = "hubspot-contacts"
+    sendgrid = "sendgrid"
+    hubspot_email_events = "hubspot-email-events"
+    mailchimp = "mailchimp"
+    segment = "segment"
 
 
 class ExportWhat(StrEnum):
@@ -36,10 +48,20 @@ def ingest(
     kind: Annotated[
         Kind | None, typer.Option(help="contacts or events (default: told from the columns).")
     ] = None,
+    format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            help="What the files are (default: told from each file): leadflow's columns, a "
+            "HubSpot contacts export, or a vendor's email events.",
+        ),
+    ] = None,
 ) -> None:
     """Load contact or event files, each in one all-or-nothing batch: bad rows are quarantined
     with their reason, and a file with too many bad rows is rejected whole (nothing of it is
-    loaded). Give contacts before the events that mention them."""
+    loaded). Reads leadflow's own columns, HubSpot contacts exports as HubSpot writes them, and
+    SendGrid, HubSpot, Mailchimp and Segment email events. Give contacts before the events that
+    mention them."""
     from leadflow.store.lock import state_lock
 
     with progress_bar() as progress:
@@ -51,9 +73,14 @@ def ingest(
         with state_lock(space.engine, "leadflow ingest"):
             for path in files:
                 progress.update(bar, description=f"ingest {path.name}")
-                results.append(ingest_outcome(space, path, kind.value if kind else None))
+                results.append(
+                    ingest_outcome(
+                        space, path, kind.value if kind else None, format.value if format else None
+                    )
+                )
                 progress.advance(bar)
     console.print(results_table("ingest", results))
+    print_ingest_notes(results)
     failures = [item["reason"] for item in results if item["status"] == "rejected"]
     print_errors(failures)
     if failures:

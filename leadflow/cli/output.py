@@ -58,6 +58,31 @@ def results_table(title: str, results: list[dict]) -> Table:
     return table
 
 
+def print_ingest_notes(results: list[dict]) -> None:
+    """What reading and mapping did to each file, and the vendor events left aside."""
+    for item in results:
+        name = Path(item["file"]).name
+        if item.get("format", "leadflow") != "leadflow":
+            console.print(f"  {name}: read as {item['format']}", markup=False, highlight=False)
+        if item.get("rows_ignored"):
+            kinds = ", ".join(f"{kind} {count}" for kind, count in item["ignored"].items())
+            console.print(
+                f"  {name}: {item['rows_ignored']} events leadflow does not model, ignored "
+                f"({kinds})",
+                markup=False,
+                highlight=False,
+            )
+        if item.get("machine_clicks"):
+            console.print(
+                f"  {name}: {item['machine_clicks']} clicks right after their delivery, kept "
+                "as a machine's",
+                markup=False,
+                highlight=False,
+            )
+        for note in item.get("notes", []):
+            console.print(f"  {name}: {note}", markup=False, highlight=False)
+
+
 def print_errors(messages: list[str]) -> None:
     for message in messages:
         errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -108,6 +133,7 @@ def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
 
     if ingest and outcome["ingest"]:
         console.print(results_table("inbox", outcome["ingest"]))
+        print_ingest_notes(outcome["ingest"])
     console.print(f"plan: {outcome['plan']}")
     days = outcome["days"]
     if len(days) > 1:

@@ -42,17 +42,27 @@ def explain(
         )
         for column in ("rule", "kind", "points", "contrib.", "events", "newest", "oldest"):
             table.add_column(column, overflow="fold")
+        left_out = 0
         for rule in item.rules:
+            events = "" if rule.events is None else str(rule.events)
+            if rule.machine_left_out:
+                events += f" (+{rule.machine_left_out} machine)"
+                left_out += rule.machine_left_out
             table.add_row(
                 rule.rule,
                 rule.kind,
                 f"{rule.points:g}",
                 f"{rule.contribution:.4f}",
-                "" if rule.events is None else str(rule.events),
+                events,
                 str(rule.newest or "")[:16],
                 str(rule.oldest or "")[:16],
             )
         table.add_row("total", "", "", f"{item.total_before_limit:.4f}", "", "", "")
+        if left_out:
+            table.caption = (
+                f"{left_out} opens or clicks made by machines left out (a rule counts them "
+                "with `machine: include`)"
+            )
         console.print(table)
         console.print(f"limit {item.limit[0]:g}..{item.limit[1]:g} -> {item.value:g}")
 

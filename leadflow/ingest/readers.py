@@ -150,19 +150,22 @@ def _read_csv(path: Path) -> RawFile:
         return "skip"
 
     try:
+        # Arrow parses the header row itself (a quoted name may span lines), then the columns
+        # take their distinct names by position.
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(
-                use_threads=False, column_names=columns, skip_rows=1, block_size=CHUNK
-            ),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=CHUNK),
             parse_options=pacsv.ParseOptions(invalid_row_handler=keep_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in columns}, strings_can_be_null=True
+                column_types={name: pa.string() for name in header}, strings_can_be_null=True
             ),
         )
     except pa.ArrowInvalid as error:
         message = str(error).splitlines()[0]
         raise InputFileError(f"{path}: unreadable CSV ({message})") from None
+    if table.num_columns != len(columns):
+        raise InputFileError(f"{path}: unreadable CSV header ({table.num_columns} columns read)")
+    table = table.rename_columns(columns)
     bad_rows = {line.row for line in bad_lines}
     total = table.num_rows + len(bad_rows)
     numbers = [number for number in range(1, total + 1) if number not in bad_rows]

@@ -30,7 +30,7 @@ FORMAT_NAMES = (*OWN_FORMATS, *FORMATS)
 # Contact columns that are not properties (leadflow's format).
 CONTACT_COLUMNS = (*domain.CONTACT_IDENTITY_COLUMNS, "hubspot_record_id")
 CONTACT_STATE_COLUMNS = ("initial_stage", "initial_marketing_status")
-RECORD_KEY_PREFIX = "hubspot:"  # the key of a contact known by its HubSpot Record ID only
+RECORD_KEY_PREFIX = domain.RECORD_KEY_PREFIX
 
 
 class InputColumnsError(UserError, ValueError):
@@ -70,8 +70,8 @@ def text_of(column: str) -> str:
 
 def unwrap_for(format_name: str | None):
     """How the reader opens a JSON document for `--format` (any vendor's when not given)."""
-    if format_name in OWN_FORMATS:
-        return None
+    if format_name in OWN_FORMATS or (format_name and format_name not in FORMATS):
+        return None  # (an unknown name is refused by `source_of`)
     candidates = [FORMATS[format_name]] if format_name else list(FORMATS.values())
 
     def unwrap(document):

@@ -56,14 +56,16 @@ class Steps(Protocol):
     def log(self, message: str) -> None: ...
 
 
-def ingest_outcome(workspace: Workspace, path: Path, kind: str | None = None) -> dict:
+def ingest_outcome(
+    workspace: Workspace, path: Path, kind: str | None = None, format: str | None = None
+) -> dict:
     """Load one file and say what happened; a rejected batch or an unreadable file is an
     outcome (`status: rejected` with the reason), not an error: the other files still load."""
     from leadflow.ingest.load import BatchRejected, InputColumnsError, ingest_file
     from leadflow.ingest.readers import InputFileError
 
     try:
-        result = ingest_file(workspace, path, kind=kind)
+        result = ingest_file(workspace, path, kind=kind, format=format)
     except (BatchRejected, InputFileError, InputColumnsError) as rejection:
         again = getattr(rejection, "again", False)
         return {"file": str(path), "status": "rejected", "reason": str(rejection), "again": again}

@@ -78,9 +78,17 @@ def event_field_sql(name: str) -> str:
     return f"json_extract_string(e.properties, {literal(json_path(name))})"
 
 
-def event_match_sql(match: EventMatch, age: str = "e.age") -> str:
-    """A boolean over one event row `e` for type, where and within_days (on `age`, in days)."""
+MACHINE_TYPES = ("email_open", "email_click")  # the events a machine makes: opens and clicks
+
+
+def event_match_sql(match: EventMatch, age: str = "e.age", machines: bool | None = None) -> str:
+    """A boolean over one event row `e` for type, where and within_days (on `age`, in days);
+    opens and clicks made by machines are left out unless the match says `machine: include`
+    (`machines` overrides it: True counts them too)."""
     parts = [f"e.type = {quote(match.event)}"]
+    counts_machines = match.counts_machines if machines is None else machines
+    if match.event in MACHINE_TYPES and not counts_machines:
+        parts.append("NOT e.machine")
     parts += [value_test_sql(event_field_sql(name), test) for name, test in match.where.items()]
     if match.within_days is not None:
         parts.append(f"{age} < {quote(match.within_days)}")

@@ -45,6 +45,7 @@ SUPPRESSION_REASON = (
     "CASE e.type WHEN 'email_unsubscribe' THEN 'unsubscribed' "
     "WHEN 'email_spam_report' THEN 'spam_report' ELSE 'hard_bounce' END"
 )
+UNSUBSCRIBED_PROPERTY = "unsubscribed_from_all_email"
 GRAYMAIL_SENDS_NEVER_ENGAGED = 11
 GRAYMAIL_SENDS_ENGAGED = 16
 
@@ -217,7 +218,10 @@ def compile_model(
                     contribution = f"least(greatest({contribution}, -{cap}), {cap})"
                 capped.append(f"{contribution} AS {column}")
                 if explain:
+                    every = event_match_sql(rule, machines=True)
                     aggregates += [
+                        f"count(*) FILTER (WHERE ({every}) AND NOT ({match})) "
+                        f'AS "machine:{name}:{index}"',
                         f'count(*) FILTER (WHERE {match}) AS "count:{name}:{index}"',
                         f'max(e.occurred_at) FILTER (WHERE {match}) AS "newest:{name}:{index}"',
                         f'min(e.occurred_at) FILTER (WHERE {match}) AS "oldest:{name}:{index}"',
@@ -230,7 +234,9 @@ def compile_model(
             f"COALESCE({rule_column(name, index)}, 0)" for index in range(len(score.rules))
         )
         low, high = quote(score.limit.min), quote(score.limit.max)
-        select.append(f"least(greatest({total}, {low}), {high}) AS {score_column(name)}")
+        select.append(
+            f"CAST(least(greatest({total}, {low}), {high}) AS DOUBLE) AS {score_column(name)}"
+        )
         score_layers.append(", ".join(select))
 
     if lifecycle:
@@ -249,6 +255,7 @@ def compile_model(
         )
     newest_first = f"(WHERE {{}}), 1, {GRAYMAIL_SENDS_ENGAGED})"
     if features.needs_suppression:
+        features.properties.add(UNSUBSCRIBED_PROPERTY)
         latest.append(
             Latest(
                 "suppressed_at", "min(e.occurred_at) FILTER (WHERE {})", SUPPRESSING_EVENT, "first"
@@ -301,7 +308,16 @@ def compile_model(
         if features.needs_engagement
         else ""
     )
-    suppressed = ", suppressed_at IS NOT NULL AS suppressed" if features.needs_suppression else ""
+    # Suppressed by an event, or by the contact's record (a HubSpot export's "Unsubscribed from
+    # all email", the property `unsubscribed_from_all_email`, true as of the day).
+    record_unsubscribed = (
+        f"COALESCE(lower({property_column(UNSUBSCRIBED_PROPERTY)}) IN ('true', 'yes', '1'), false)"
+    )
+    suppressed = (
+        f", (suppressed_at IS NOT NULL OR {record_unsubscribed}) AS suppressed"
+        if features.needs_suppression
+        else ""
+    )
     if whole_base_at is None:
         # Any targets, any days: each target is joined with its own events.
         events_cte = f"""

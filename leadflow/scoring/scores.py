@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlmodel import select
 
+from leadflow.domain import RECORD_KEY_PREFIX
 from leadflow.errors import DayRangeError, UserError
 from leadflow.lake import duckdb_connection
 from leadflow.scoring.conditions import quote, score_column
@@ -36,7 +37,7 @@ from leadflow.scoring.query import (
     rule_column,
     targets_table,
 )
-from leadflow.sql import identifier
+from leadflow.sql import identifier, literal
 from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import ScoringRun
@@ -156,8 +157,21 @@ def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
             for name in names
             if name in workspace.config.bands
         ]
+        connection.register(
+            "record_ids",
+            read_arrow(
+                workspace.engine,
+                "SELECT id, hubspot_record_id FROM contact WHERE hubspot_record_id IS NOT NULL",
+                pa.schema([("contact_id", pa.int64()), ("hubspot_record_id", pa.string())]),
+            ),
+        )
+        # A contact known by its HubSpot Record ID only: no email, its record id.
         return connection.sql(
-            f"SELECT email, {', '.join(columns)} FROM day_scored ORDER BY email"
+            f"""SELECT CASE WHEN starts_with(email, {literal(RECORD_KEY_PREFIX)}) THEN ''
+                            ELSE email END AS email,
+                       {", ".join(columns)}, r.hubspot_record_id
+                FROM day_scored LEFT JOIN record_ids r USING (contact_id)
+                ORDER BY email, r.hubspot_record_id"""
         ).to_arrow_table()
 
 
@@ -433,6 +447,7 @@ class RuleContribution:
     events: int | None = None
     newest: datetime | None = None
     oldest: datetime | None = None
+    machine_left_out: int | None = None  # opens or clicks made by machines, not counted
 
 
 @dataclass(frozen=True)
@@ -471,6 +486,7 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
                         events=int(row[f"count:{name}:{index}"] or 0),
                         newest=row[f"newest:{name}:{index}"],
                         oldest=row[f"oldest:{name}:{index}"],
+                        machine_left_out=int(row[f"machine:{name}:{index}"] or 0),
                     )
                 )
             else:
