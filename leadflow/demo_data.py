@@ -16,6 +16,9 @@ What the data looks like (rates at the default 20 events per contact and year):
 - bad rows injected into the first event file, and a whole batch bad enough to be rejected.
 """
 
+import csv
+import hashlib
+import json
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,10 +48,12 @@ class DemoDataset:
     contacts_file: Path
     hubspot_file: Path
     event_files: list[Path]  # chronological; bad rows are in the first one
+    source_files: list[Path]  # a campaign in each email platform's own format (sources/)
     rejected_file: Path  # ~20 % bad rows: ingest must reject it whole
     n_contacts: int
     n_events: int  # good rows over event_files
     n_bad_rows: int  # bad rows injected into event_files[0]
+    n_source_events: int  # records of source_files (some ignored by ingest: not modelled)
 
 
 CONTACT_COLUMNS = (
@@ -56,6 +61,8 @@ CONTACT_COLUMNS = (
     + ("created_at", "updated_at", "creation_source", "integration")
     + ("lead_source_detail", "employees")
 )
+# The export's columns, in order (`Billing Contact` twice, and an empty last one, as HubSpot
+# writes association columns and row ends).
 HUBSPOT_COLUMNS = (
     "Record ID",
     "Email",
@@ -64,10 +71,21 @@ HUBSPOT_COLUMNS = (
     "Phone Number",
     "Company Name",
     "Job Title",
+    "Billing Contact",
     "Lifecycle Stage",
     "Marketing contact status",
     "Create Date",
     "Last Modified Date",
+    "Record source",
+    "Record source detail 1",
+    "Unsubscribed from all email",
+    'Date entered "Subscriber (Lifecycle Stage Pipeline)"',
+    'Date entered "Lead (Lifecycle Stage Pipeline)"',
+    'Date entered "Marketing Qualified Lead (Lifecycle Stage Pipeline)"',
+    'Date entered "Customer (Lifecycle Stage Pipeline)"',
+    'Date entered "Evangelist (Lifecycle Stage Pipeline)"',
+    "Billing Contact",
+    "",
 )
 BAD_KINDS = (
     "malformed_email",
@@ -534,10 +552,19 @@ def generate_demo_data(
 
     contacts_file, hubspot_file = out_dir / "contacts.csv", out_dir / "hubspot-contacts.csv"
     _write_csv(people.contacts, contacts_file)
-    _write_csv(_hubspot_export(rng, people), hubspot_file)
-    steps.done(f"wrote {contacts_file.name} and {hubspot_file.name}")
+    _write_hubspot_export(_hubspot_export(rng, people, clock), hubspot_file)
+    source_files = _source_files(rng, people, stop, out_dir / "sources")
+    steps.done(f"wrote {contacts_file.name}, {hubspot_file.name} and {len(source_files)} more")
     return DemoDataset(
-        contacts_file, hubspot_file, event_files, rejected, contacts, len(events["t"]), n_bad
+        contacts_file,
+        hubspot_file,
+        event_files,
+        source_files,
+        rejected,
+        contacts,
+        len(events["t"]),
+        n_bad,
+        sum(len(_source_events(path)) for path in source_files),
     )
 
 
@@ -1161,8 +1188,34 @@ def _last_sunday_1am_utc(year: int, month: int) -> int:
     return _epoch(day - timedelta(days=(day.weekday() + 1) % 7)) + 3600
 
 
-def _hubspot_export(rng, people: _People) -> pd.DataFrame:
-    """~5 % of the contacts as a HubSpot export would show them (column names and values)."""
+STAGE_LABELS = {
+    "subscriber": "Subscriber",
+    "lead": "Lead",
+    "marketingqualifiedlead": "Marketing Qualified Lead",
+    "customer": "Customer",
+    "evangelist": "Evangelist",
+    "other": "Other",
+    "": "",
+}
+RECORD_SOURCE_LABELS = {
+    "form": "Forms",
+    "import": "Import",
+    "conversation": "Conversations",
+    "integration": "Integration",
+    "ads": "Ads",
+    "crm_ui": "CRM UI",
+    "mobile": "Mobile iOS",
+    "email_log": "BCC'd Email",
+    "meeting": "Meetings",
+    "email_extension": "Sales email extension",
+}
+PORTAL_ZONE = "Europe/Paris"  # the shipped configuration's account zone: the portal's too
+
+
+def _hubspot_export(rng, people: _People, clock: _Clock) -> pd.DataFrame:
+    """~5 % of the contacts as a HubSpot export shows them: labels, not values; the portal's
+    local times; record sources; stage entry dates; a few unsubscribed from all email; a few
+    phone-only contacts without email (keyed by Record ID); association columns repeated."""
     n = len(people.contacts)
     rows = np.sort(rng.choice(n, max(1, round(0.05 * n)), replace=False))
     c = people.contacts.iloc[rows].reset_index(drop=True)
@@ -1175,24 +1228,238 @@ def _hubspot_export(rng, people: _People) -> pd.DataFrame:
     customer = rng.choice(["customer", "evangelist"], size, p=[0.85, 0.15])
     stage = np.where(people.customer[rows], customer, stage)
     marketing = c["creation_source"].isin(["form", "ads"]) | (c["integration"] == "zoom_webinar")
-    return pd.DataFrame(
+
+    def local(times: pd.Series) -> pd.Series:
+        zoned = pd.to_datetime(times, utc=True).dt.tz_convert(PORTAL_ZONE)
+        return zoned.dt.strftime("%Y-%m-%d %H:%M")
+
+    created = local(c["created_at"])
+    frame = pd.DataFrame(
         {
-            "Record ID": 10_000_000 + np.sort(rng.choice(90_000_000, size, replace=False)),
+            "Record ID": (10_000_000 + np.sort(rng.choice(90_000_000, size, replace=False))).astype(
+                str
+            ),
             "Email": email,
             "First Name": c["first_name"],
             "Last Name": c["last_name"],
             "Phone Number": c["phone"],
             "Company Name": c["company"],
             "Job Title": c["job_title"],
-            "Lifecycle Stage": stage,
+            "Lifecycle Stage": pd.Series(stage).map(STAGE_LABELS),
             "Marketing contact status": np.where(
                 marketing, "Marketing contact", "Non-marketing contact"
             ),
-            "Create Date": c["created_at"].str[:16].str.replace("T", " "),
-            "Last Modified Date": c["updated_at"].str[:16].str.replace("T", " "),
-        },
-        columns=HUBSPOT_COLUMNS,
+            "Create Date": created,
+            "Last Modified Date": local(c["updated_at"]),
+            "Record source": c["creation_source"].map(RECORD_SOURCE_LABELS).fillna(""),
+            "Record source detail 1": c["integration"].fillna(""),
+            "Unsubscribed from all email": np.where(rng.random(size) < 0.03, "true", "false"),
+        }
     )
+    for name, label in STAGE_LABELS.items():  # the day the contact entered its stage
+        if label and name != "other":
+            header = f'Date entered "{label} (Lifecycle Stage Pipeline)"'
+            frame[header] = np.where(stage == name, created, "")
+    phone_only = max(1, size // 20)  # chat and phone contacts: no email, a Record ID
+    extra = pd.DataFrame(
+        {
+            "Record ID": [str(9_000_000 + i) for i in range(phone_only)],
+            "Email": "",
+            "First Name": c["first_name"].iloc[:phone_only].to_numpy(),
+            "Last Name": c["last_name"].iloc[:phone_only].to_numpy(),
+            "Phone Number": [f"+33 6 {10 + i:02d} 00 00 00" for i in range(phone_only)],
+            "Lifecycle Stage": "Lead",
+            "Marketing contact status": "Non-marketing contact",
+            "Create Date": created.iloc[:phone_only].to_numpy(),
+            "Last Modified Date": created.iloc[:phone_only].to_numpy(),
+            "Record source": "Conversations",
+        }
+    )
+    frame = pd.concat([frame, extra], ignore_index=True).fillna("")
+    frame.insert(7, "Billing Contact", frame["Company Name"])  # association columns, repeated
+    frame["Billing Contact (2)"] = ""
+    return frame[[name if name else "Billing Contact (2)" for name in HUBSPOT_COLUMNS[:-2]]
+                 + ["Billing Contact (2)"]]  # fmt: skip
+
+
+def _write_hubspot_export(frame: pd.DataFrame, path: Path) -> None:
+    """As HubSpot writes an export: every value quoted, association columns under one repeated
+    name, and a comma ending each row (an empty last header)."""
+    header = ["Billing Contact" if name == "Billing Contact (2)" else name for name in frame]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+        writer.writerow([*header, ""])
+        writer.writerows([*row, ""] for row in frame.itertuples(index=False))
+
+
+# --- each email platform's own files ------------------------------------------------------------
+
+
+def _source_files(rng, people: _People, stop: int, folder: Path) -> list[Path]:
+    """A campaign of the last fortnight in each email platform's own format, as a user exports
+    it: SendGrid's Event Webhook posts, a HubSpot Email Events page, a Mailchimp email-activity
+    report, Segment track calls. Each platform has its own recipients, ids and events (a few
+    opens by mail-privacy proxies, a few clicks by link scanners, and events leadflow does not
+    model, which ingest counts as ignored)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(people.contacts)
+    emails = people.emails.to_pylist()[:n]
+    writers = (_sendgrid_file, _hubspot_events_file, _mailchimp_file, _segment_file)
+    paths = []
+    for number, write in enumerate(writers):
+        who = np.sort(rng.choice(n, max(4, round(0.04 * n)), replace=False))
+        sent = stop - (3 + 3 * number) * DAY + 9 * 3600 + rng.integers(0, 1800, len(who))
+        opened = rng.random(len(who)) < np.clip(people.propensity[who] * 2, 0.1, 0.9)
+        machine = opened & (rng.random(len(who)) < 0.2)
+        clicked = opened & (rng.random(len(who)) < 0.3)
+        bounced = ~opened & (rng.random(len(who)) < 0.04)
+        bounced[0] = True  # so that each file has one
+        recipients = [
+            {
+                "email": emails[i],
+                "sent": int(t),
+                "open": int(t + 1800 + rng.integers(0, 3 * 3600)) if o else None,
+                "machine": bool(m),
+                "click": int(t + 2 * 3600 + rng.integers(0, 3600)) if k else None,
+                "scanner": bool(k and rng.random() < 0.2),
+                "bounce": bool(b),
+                "index": j,
+            }
+            for j, (i, t, o, m, k, b) in enumerate(
+                zip(who, sent, opened, machine, clicked, bounced, strict=True)
+            )
+        ]
+        paths.append(write(folder, recipients, f"{_day(int(sent[0]))}-source-{number}"))
+    return paths
+
+
+def _iso_seconds(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sendgrid_file(folder: Path, recipients: list[dict], campaign: str) -> Path:
+    events = []
+
+    def add(r: dict, kind: str, t: int, **fields) -> None:
+        events.append(
+            {"email": r["email"], "category": [campaign], "sg_message_id": f"m{r['index']}",
+             "event": kind, "timestamp": t, "sg_event_id": f"sg-{campaign}-{len(events)}",
+             **fields}
+        )  # fmt: skip
+
+    for r in recipients:
+        add(r, "processed", r["sent"])  # ignored: leadflow does not model it
+        if r["bounce"]:
+            add(r, "bounce", r["sent"] + 20, type="bounce", reason="550 5.1.1 unknown user")
+            continue
+        add(r, "delivered", r["sent"] + 5)
+        if r["open"]:
+            add(r, "open", r["open"], sg_machine_open=r["machine"], useragent="Mozilla/5.0")
+        if r["click"]:
+            at = r["sent"] + 8 if r["scanner"] else r["click"]  # a link scanner, at once
+            add(r, "click", at, url="https://www.leadflow.example/pricing")
+    path = folder / "sendgrid-events.json"
+    path.write_text(json.dumps(events, indent=1), encoding="utf-8")
+    return path
+
+
+def _hubspot_events_file(folder: Path, recipients: list[dict], campaign: str) -> Path:
+    events = []
+    campaign_id = 25_000_000 + int(hashlib.md5(campaign.encode()).hexdigest()[:6], 16) % 100_000
+
+    def add(kind: str, r: dict, t: int, **fields) -> None:
+        events.append(
+            {"id": f"hs-{len(events):06d}", "created": t * 1000, "type": kind,
+             "recipient": r["email"], "emailCampaignId": campaign_id, "portalId": 62515,
+             "appName": "Batch", **fields}
+        )  # fmt: skip
+
+    for r in recipients:
+        add("PROCESSED", r, r["sent"])  # ignored
+        add("SENT", r, r["sent"] + 1)
+        if r["bounce"]:
+            add("BOUNCE", r, r["sent"] + 20, category="UNKNOWN_USER", status="550")
+            continue
+        add("DELIVERED", r, r["sent"] + 5)
+        if r["open"]:
+            add("OPEN", r, r["open"], filteredEvent=r["machine"], browser={"name": "Firefox"})
+        if r["click"]:
+            add(
+                "CLICK",
+                r,
+                r["click"],
+                url="https://www.leadflow.example/blog/",
+                filteredEvent=False,
+            )
+    page = {"hasMore": False, "offset": "aWQ6ZW5k", "events": events}
+    path = folder / "hubspot-email-events.json"
+    path.write_text(json.dumps(page, indent=1), encoding="utf-8")
+    return path
+
+
+def _mailchimp_file(folder: Path, recipients: list[dict], campaign: str) -> Path:
+    campaign_id = hashlib.md5(campaign.encode()).hexdigest()[:10]
+    emails = []
+    for r in recipients:
+        activity = []
+        if r["bounce"]:
+            activity.append({"action": "bounce", "type": "hard",
+                             "timestamp": _iso_seconds(r["sent"] + 20)})  # fmt: skip
+        if r["open"]:
+            activity.append({"action": "open", "timestamp": _iso_seconds(r["open"]),
+                             "ip": "192.0.2.1", "is_proxy_open": r["machine"]})  # fmt: skip
+        if r["click"]:
+            url = "https://www.leadflow.example/webinars/"
+            activity.append({"action": "click", "timestamp": _iso_seconds(r["click"]),
+                             "url": url, "ip": "192.0.2.1"})  # fmt: skip
+        emails.append(
+            {"campaign_id": campaign_id, "list_id": "4ca5becb8d", "list_is_active": True,
+             "email_id": hashlib.md5(r["email"].encode()).hexdigest(),
+             "email_address": r["email"], "activity": activity}
+        )  # fmt: skip
+    report = {"emails": emails, "campaign_id": campaign_id, "total_items": len(emails)}
+    path = folder / "mailchimp-email-activity.json"
+    path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return path
+
+
+def _segment_file(folder: Path, recipients: list[dict], campaign: str) -> Path:
+    lines = []
+
+    def add(name: str, r: dict, t: int, **properties) -> None:
+        lines.append(
+            {"type": "track", "event": name, "messageId": f"seg-{len(lines):06d}",
+             "userId": f"u{r['index']}", "timestamp": _iso_seconds(t),
+             "context": {"traits": {"email": r["email"]}},
+             "properties": {"campaign_id": campaign, **properties}}
+        )  # fmt: skip
+
+    for r in recipients:
+        if r["bounce"]:
+            add("Email Bounced", r, r["sent"] + 20, bounce_type="hard")
+            continue
+        add("Email Delivered", r, r["sent"] + 5)
+        if r["open"]:
+            add("Email Opened", r, r["open"])
+        if r["click"]:
+            add("Email Link Clicked", r, r["click"], link_url="https://www.leadflow.example/")
+            add("Trial Started", r, r["click"] + 600, plan="pro")  # ignored unless configured
+    path = folder / "segment-tracks.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def _source_events(path: Path) -> list:
+    """The records of a source file (to count the demo's events)."""
+    text_ = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [line for line in text_.splitlines() if line.strip()]
+    document = json.loads(text_)
+    if isinstance(document, list):
+        return document
+    if "events" in document:
+        return document["events"]
+    return [item for email in document["emails"] for item in email["activity"]]
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

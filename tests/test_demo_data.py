@@ -1,5 +1,6 @@
 """The demo data generator: deterministic, sized as asked, realistic, and bad where it says."""
 
+import csv
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from leadflow.demo_data import CONTACT_COLUMNS, HUBSPOT_COLUMNS, generate_demo_data
-from leadflow.domain import CREATION_SOURCES, EVENT_COLUMNS, EVENT_TYPES, OTHER_STAGE, STAGES
+from leadflow.domain import CREATION_SOURCES, EVENT_COLUMNS, EVENT_TYPES
 
 END = date(2026, 4, 30)  # the window spans summer and winter time
 STOP = pd.Timestamp(END + timedelta(days=1), tz="UTC")  # end of the last day
@@ -73,6 +74,7 @@ def all_bytes(dataset) -> dict[str, bytes]:
         dataset.hubspot_file,
         dataset.rejected_file,
         *dataset.event_files,
+        *dataset.source_files,
     ]
     return {path.name: path.read_bytes() for path in files}
 
@@ -115,8 +117,8 @@ def test_columns_exactly_as_specified(dataset, contacts):
         "creation_source",
         "integration",
     )
-    hubspot = pd.read_csv(dataset.hubspot_file, dtype=str, keep_default_na=False)
-    assert list(hubspot.columns) == list(HUBSPOT_COLUMNS)
+    with dataset.hubspot_file.open(newline="") as handle:
+        assert next(csv.reader(handle)) == list(HUBSPOT_COLUMNS)
     for path in [*dataset.event_files, dataset.rejected_file]:
         assert pd.read_csv(path, nrows=0).columns.tolist() == list(EVENT_COLUMNS)
 
@@ -269,18 +271,45 @@ def test_some_events_come_from_unknown_people(events, contacts):
 
 
 def test_hubspot_export(dataset, contacts):
+    raw = dataset.hubspot_file.read_text()
+    assert raw.splitlines()[1].startswith('"') and raw.splitlines()[1].endswith(',""')
     hubspot = pd.read_csv(dataset.hubspot_file, dtype=str, keep_default_na=False)
-    assert 0.03 <= len(hubspot) / len(contacts) <= 0.07
+    assert 0.03 <= len(hubspot) / len(contacts) <= 0.08
     assert hubspot["Record ID"].is_unique
-    assert hubspot["Email"].str.strip().str.lower().isin(contacts["email"]).all()
-    assert set(hubspot["Lifecycle Stage"]) <= {*STAGES, OTHER_STAGE, ""}
+    with_email = hubspot[hubspot["Email"] != ""]
+    assert with_email["Email"].str.strip().str.lower().isin(contacts["email"]).all()
+    assert 1 <= (hubspot["Email"] == "").sum() <= len(hubspot) // 10  # phone-only contacts
+    labels = {"Subscriber", "Lead", "Marketing Qualified Lead", "Customer", "Evangelist"}
+    assert set(hubspot["Lifecycle Stage"]) <= labels | {"Other", ""}
     assert set(hubspot["Marketing contact status"]) == {
         "Marketing contact",
         "Non-marketing contact",
     }
+    assert set(hubspot["Unsubscribed from all email"]) <= {"true", "false", ""}
     date_format = r"^\d{4}-\d\d-\d\d \d\d:\d\d$"
     assert hubspot["Create Date"].str.match(date_format).all()
     assert hubspot["Last Modified Date"].str.match(date_format).all()
+    # The day the contact entered its stage, in the column of that stage only.
+    entered = with_email['Date entered "Lead (Lifecycle Stage Pipeline)"']
+    assert ((entered != "") == (with_email["Lifecycle Stage"] == "Lead")).all()
+
+
+def test_one_file_per_email_platform(dataset):
+    names = [path.name for path in dataset.source_files]
+    assert names == [
+        "sendgrid-events.json",
+        "hubspot-email-events.json",
+        "mailchimp-email-activity.json",
+        "segment-tracks.jsonl",
+    ]
+    sendgrid = json.loads(dataset.source_files[0].read_text())
+    assert {event["event"] for event in sendgrid} >= {"processed", "delivered", "bounce"}
+    hubspot = json.loads(dataset.source_files[1].read_text())
+    assert set(hubspot) == {"hasMore", "offset", "events"}
+    mailchimp = json.loads(dataset.source_files[2].read_text())
+    assert mailchimp["total_items"] == len(mailchimp["emails"])
+    segment = [json.loads(line) for line in dataset.source_files[3].read_text().splitlines()]
+    assert {line["type"] for line in segment} == {"track"}
 
 
 @pytest.mark.parametrize("split", ["daily", "single"])

@@ -512,3 +512,54 @@ def test_naive_and_offset_timestamps_are_stored_in_utc(sqlite_workspace, tmp_pat
         datetime(2026, 11, 1, 0, 30, tzinfo=UTC),
     ]
     assert times[0] - times[1] == timedelta(hours=-2)
+
+
+@pytest.mark.parametrize(
+    ("setting", "phone_from", "persona_from"),
+    [
+        # leadflow's default: the record's updated_at, else its created_at, else the load time.
+        (None, "2026-03-01", "2026-03-01"),
+        ("created_at", "2026-01-15", "2026-01-15"),
+        ("updated_at", "2026-03-01", "2026-03-01"),
+        ("load_time", "2026-11-20", "2026-11-20"),
+    ],
+)
+def test_first_values_count_from_the_chosen_time(sqlite_workspace, tmp_path, setting, phone_from,
+                                                  persona_from):  # fmt: skip
+    config = sqlite_workspace.config.model_copy(update={"ingest": Ingest(first_values_at=setting)})
+    space = dataclasses.replace(sqlite_workspace, config=config)
+    header = ["email", "phone", "persona", "created_at", "updated_at"]
+    first = [
+        {
+            "email": "a@x.co",
+            "phone": "+1",
+            "persona": "cto",
+            "created_at": "2026-01-15T00:00:00Z",
+            "updated_at": "2026-03-01T00:00:00Z",
+        }
+    ]
+    ingest_file(space, write_csv(tmp_path / "c1.csv", first, header), now=NOW)
+    # A later change of a known property is stamped with the record's update time, whatever
+    # the setting: only a first value is in question.
+    later = [{**first[0], "persona": "ceo", "updated_at": "2026-09-01T00:00:00Z"}]
+    ingest_file(space, write_csv(tmp_path / "c2.csv", later, header), now=NOW)
+    with sqlite_workspace.engine.connect() as connection:
+        stamps = connection.execute(
+            text(
+                "SELECT name, value, substr(CAST(valid_from AS TEXT), 1, 10) "
+                "FROM contact_property_history ORDER BY name, valid_from"
+            )
+        ).all()
+    assert {(name, value): day for name, value, day in stamps} == {
+        ("persona", "cto"): persona_from,
+        ("persona", "ceo"): "2026-09-01",
+        ("phone", "+1"): phone_from,
+    }
+
+
+def test_a_file_without_times_counts_its_first_values_from_the_load(sqlite_workspace, tmp_path):
+    rows = [{"email": "b@x.co", "phone": "+1"}]
+    ingest_file(sqlite_workspace, write_csv(tmp_path / "c.csv", rows, ["email", "phone"]), now=NOW)
+    with sqlite_workspace.engine.connect() as connection:
+        stamp = connection.execute(text("SELECT valid_from FROM contact_property_history")).scalar()
+    assert str(stamp).startswith("2026-11-20 12:00")

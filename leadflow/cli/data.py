@@ -144,7 +144,8 @@ def generate(
         )
     console.print(
         f"{dataset.n_contacts} contacts, {dataset.n_events} events "
-        f"({dataset.n_bad_rows} deliberately bad) in {out}"
+        f"({dataset.n_bad_rows} deliberately bad) and {dataset.n_source_events} records in "
+        f"email platforms' own formats (sources/) in {out}"
     )
 
 

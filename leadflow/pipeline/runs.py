@@ -226,6 +226,7 @@ def demo(
             dataset.contacts_file,
             dataset.hubspot_file,
             *dataset.event_files,
+            *dataset.source_files,
             dataset.rejected_file,
         ]
         ingested = _ingest_files(steps, files)
