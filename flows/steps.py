@@ -28,17 +28,21 @@ day_listeners: list[Callable[[date, int, int], None]] = []
 
 def ingest_summary_markdown(results: list[dict]) -> str:
     lines = [
-        "| file | status | rows | loaded | already known | quarantined | contacts created |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| file | format | status | rows | loaded | already known | ignored | quarantined "
+        "| contacts created |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for item in results:
         if item["status"] == "rejected":
-            lines.append(f"| {Path(item['file']).name} | **rejected** | | | | | |")
+            again = " (again)" if item.get("again") else ""
+            lines.append(f"| {Path(item['file']).name} | | **rejected**{again} | | | | | | |")
             continue
+        ignored = ", ".join(f"{kind} {count}" for kind, count in item["ignored"].items())
         lines.append(
-            f"| {Path(item['file']).name} | {item['status']} | {item['rows_total']} "
-            f"| {item['rows_loaded']} | {item['rows_duplicate']} | {item['rows_quarantined']} "
-            f"| {item['contacts_created']} |"
+            f"| {Path(item['file']).name} | {item['format']} | {item['status']} "
+            f"| {item['rows_total']} | {item['rows_loaded']} | {item['rows_duplicate']} "
+            f"| {item['rows_ignored']}{f' ({ignored})' if ignored else ''} "
+            f"| {item['rows_quarantined']} | {item['contacts_created']} |"
         )
     rejected = [item["reason"] for item in results if item["status"] == "rejected"]
     if rejected:

@@ -263,3 +263,19 @@ def test_a_batch_of_mostly_ignored_events_is_judged_on_the_rest(space, tmp_path)
         ingest_file(strict, path, now=NOW)
     result = ingest_file(space, path, now=NOW)  # max_bad_fraction 0.2
     assert (result.rows_loaded, result.rows_ignored, result.rows_quarantined) == (9, 40, 1)
+
+
+def test_the_command_line_reads_a_vendors_file_and_says_what_it_did(leadflow_env):
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+
+    result = CliRunner().invoke(
+        app, ["ingest", "--format", "sendgrid", str(VENDORS / "sendgrid_events.jsonl")]
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "sendgrid_events.jsonl: read as sendgrid" in said
+    assert "4 events leadflow does not model, ignored (deferred 1, dropped 1" in said
+    result = CliRunner().invoke(app, ["ingest", "--format", "excel", "x.csv"])
+    assert result.exit_code == 2 and "'excel' is not one of" in result.output

@@ -10,10 +10,9 @@ from leadflow.cli import app
 from leadflow.cli.common import Day, console, errors, fail, handled, workspace
 from leadflow.cli.output import (
     print_errors,
-    print_ingest_notes,
+    print_results,
     progress_bar,
     progress_callback,
-    results_table,
 )
 
 
@@ -79,8 +78,7 @@ def ingest(
                     )
                 )
                 progress.advance(bar)
-    console.print(results_table("ingest", results))
-    print_ingest_notes(results)
+    print_results("ingest", results)
     failures = [item["reason"] for item in results if item["status"] == "rejected"]
     print_errors(failures)
     if failures:

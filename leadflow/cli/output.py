@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -33,29 +34,45 @@ def progress_callback(progress: Progress, bar, verb: str) -> Callable[[object, i
     return update
 
 
+STATUS_WORDS = {"already_ingested": "seen before", "nothing_new": "nothing new"}
+
+
 def results_table(title: str, results: list[dict]) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     table.add_column("file", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for column in ("rows", "loaded", "known", "quar.", "new"):
-        table.add_column(column, justify="right")
+    for column in ("rows", "loaded", "known", "ign.", "quar.", "new"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for item in results:
-        name = short_path(Path(item["file"]).name, 28)
+        name = short_path(Path(item["file"]).name, 21)
         if item["status"] == "rejected":
             status = "rejected again" if item.get("again") else "rejected"
-            table.add_row(name, f"[red]{status}[/red]", *[""] * 5)
+            table.add_row(name, f"[red]{status}[/red]", *[""] * 6)
             continue
         table.add_row(
             name,
-            item["status"].replace("_", " "),
+            STATUS_WORDS.get(item["status"], item["status"]),
             str(item["rows_total"]),
             str(item["rows_loaded"]),
             str(item["rows_duplicate"]),
+            str(item.get("rows_ignored", 0)),
             str(item["rows_quarantined"]),
             str(item["contacts_created"]),
         )
-    table.caption = "known: already in the state; quar.: quarantined rows; new: new contacts"
     return table
+
+
+RESULTS_LEGEND = (
+    "known: rows already in the state; ign.: a vendor's events leadflow does not model; "
+    "quar.: quarantined rows; new: new contacts; seen before: the same file was loaded"
+)
+
+
+def print_results(title: str, results: list[dict]) -> None:
+    """The ingest table, its legend, then what reading did to each file."""
+    console.print(results_table(title, results))
+    console.print(RESULTS_LEGEND, style="dim")
+    print_ingest_notes(results)
 
 
 def print_ingest_notes(results: list[dict]) -> None:
@@ -132,8 +149,7 @@ def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
     from leadflow.marketing import demotion_queue
 
     if ingest and outcome["ingest"]:
-        console.print(results_table("inbox", outcome["ingest"]))
-        print_ingest_notes(outcome["ingest"])
+        print_results("inbox", outcome["ingest"])
     console.print(f"plan: {outcome['plan']}")
     days = outcome["days"]
     if len(days) > 1:

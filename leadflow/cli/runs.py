@@ -25,13 +25,7 @@ from leadflow.cli.common import (
     verbose_enabled,
     workspace,
 )
-from leadflow.cli.output import (
-    print_ingest_notes,
-    print_outcome,
-    progress_bar,
-    progress_callback,
-    results_table,
-)
+from leadflow.cli.output import print_outcome, print_results, progress_bar, progress_callback
 
 Start = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")]
 End = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD.")]
@@ -189,8 +183,7 @@ def demo(
             steps = _local_steps(space, progress, bar)
             outcome = runs.demo(space, steps, out, contacts, days, seed)
     results = outcome["ingest"]
-    console.print(results_table("demo: ingest", results))
-    print_ingest_notes(results)
+    print_results("demo: ingest", results)
     loaded = sum(item.get("rows_loaded", 0) for item in results)
     quarantined = sum(item.get("rows_quarantined", 0) for item in results)
     rejected = [item for item in results if item["status"] == "rejected"]

@@ -14,7 +14,17 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import Column, Connection, Date, Integer, MetaData, String, Table, bindparam, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    text,
+)
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow import domain
@@ -27,6 +37,18 @@ from leadflow.workspace import Workspace
 
 def _temp_table(name: str, *columns: Column) -> Table:
     return Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
+def _index(db: Connection, table: Table, *columns: str) -> None:
+    """Index a loaded staging table (after the load: cheaper than row by row), for the
+    correlated lookups that would otherwise scan the batch once per contact."""
+    for column in columns:
+        db.execute(
+            text(
+                f"CREATE INDEX {identifier(f'{table.name}_{column}')} "
+                f"ON {identifier(table.name)} ({identifier(column)})"
+            )
+        )
 
 
 IDENTITIES = _temp_table(
@@ -131,6 +153,7 @@ def load_contacts(
     for table in (STAGE_CONTACT, STAGE_PROPERTY, STAGE_ENTRY, NEW_HISTORY, TOUCHED):
         table.create(db)
     bulk_load(db, STAGE_CONTACT, records)
+    _index(db, STAGE_CONTACT, "contact_key", "hubspot_record_id")
     _attach_identities(db)
     _resolve_keys(db, "stage_contact")
     db.execute(
