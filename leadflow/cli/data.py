@@ -113,7 +113,8 @@ def export(
             errors.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     table = (scores_as_of if what is ExportWhat.scores else contacts_as_of)(space, day)
     write_csv(table, out)
-    console.print(f"{what.value} of {table.num_rows} contacts as of {day} written to {out}")
+    scores = "scores of " if what is ExportWhat.scores else ""
+    console.print(f"{scores}{table.num_rows} contacts as of {day} written to {out}")
 
 
 @app.command()

@@ -89,10 +89,10 @@ def print_ingest_notes(results: list[dict]) -> None:
                 markup=False,
                 highlight=False,
             )
-        if item.get("machine_clicks"):
+        if clicks := item.get("machine_clicks"):
             console.print(
-                f"  {name}: {item['machine_clicks']} clicks right after their delivery, kept "
-                "as a machine's",
+                f"  {name}: {clicks} click{'s' if clicks > 1 else ''} right after "
+                "the delivery, kept as a machine's",
                 markup=False,
                 highlight=False,
             )

@@ -231,23 +231,21 @@ def _read_json_document(path: Path, unwrap: Unwrap | None) -> RawFile:
     if opened is not None:
         document, label = opened
     elif isinstance(document, dict):
-        return RawFile(table=_records_table([document], [1]), unreadable=[])
+        document = [document]
     if not isinstance(document, list):
         raise InputFileError(f"{path}: expected an array of objects or JSON Lines")
-    records, numbers, unreadable = [], [], []
-    for number, item in enumerate(document, start=1):
-        if isinstance(item, dict):
-            records.append(item)
-            numbers.append(number)
-        else:
-            unreadable.append(
-                UnreadableRow(number, f"not a JSON object ({_json_kind(item)})", json.dumps(item))
-            )
-    if document and not records:
+    if document and not any(isinstance(item, dict) for item in document):
         raise InputFileError(
             f"{path}: is a JSON array of {_json_kind(document[0])}s, not of records (objects)"
         )
-    return RawFile(table=_records_table(records, numbers), unreadable=unreadable, document=label)
+    # Written back as one array (one call into the C encoder) for DuckDB to take apart.
+    items = json.dumps(document, ensure_ascii=False)
+    table, unreadable = _json_records(
+        """SELECT unnest(range(1, len(items) + 1)) AS _row, unnest(items) AS line
+           FROM (SELECT CAST(json_extract($items, '$[*]') AS VARCHAR[]) AS items)""",
+        {"items": items},
+    )
+    return RawFile(table=table, unreadable=unreadable, document=label)
 
 
 def _json_kind(value: object) -> str:
@@ -256,57 +254,79 @@ def _json_kind(value: object) -> str:
 
 
 def _read_jsonl(path: Path) -> RawFile:
-    records: list[dict] = []
-    numbers: list[int] = []
-    unreadable: list[UnreadableRow] = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                unreadable.append(
-                    UnreadableRow(number, f"invalid JSON ({error.msg})", line.rstrip())
-                )
-                continue
-            if not isinstance(record, dict):
-                unreadable.append(
-                    UnreadableRow(
-                        number, f"not a JSON object ({_json_kind(record)})", line.rstrip()
-                    )
-                )
-                continue
-            records.append(record)
-            numbers.append(number)
-    if unreadable and not records and unreadable[0].reason.startswith("invalid JSON"):
+    table, unreadable = _json_records(
+        # A line's number counts the blank lines; the BOM of a first line is not its text.
+        """SELECT _row, rtrim(line, chr(13)) AS line FROM (
+               SELECT unnest(range(1, len(lines) + 1)) AS _row, unnest(lines) AS line
+               FROM (SELECT string_split(ltrim(content, chr(65279)), chr(10)) AS lines
+                     FROM read_text($path)))
+           WHERE trim(line, chr(32) || chr(9) || chr(13)) <> ''""",
+        {"path": str(path)},
+    )
+    if unreadable and not table.num_rows and unreadable[0].reason.startswith("invalid JSON"):
         raise InputFileError(
             f"{path}: not JSON Lines (line {unreadable[0].row}: {unreadable[0].reason}); "
             "expected one JSON object per line, or an array of objects"
         )
-    return RawFile(table=_records_table(records, numbers), unreadable=unreadable)
+    return RawFile(table=table, unreadable=unreadable)
 
 
-def _records_table(records: list[dict], numbers: list[int]) -> pa.Table:
-    """Records as text columns (one per key seen), with their record numbers."""
-    columns: dict[str, list] = {}
-    for record in records:
-        for name in record:
-            columns.setdefault(name, [])
-    for name, values in columns.items():
-        values.extend(_as_text(record.get(name)) for record in records)
-    table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
-    return table.append_column(ROW, pa.array(numbers, pa.int64()))
+# DuckDB's names for the JSON types, as leadflow names them in an unreadable row's reason.
+JSON_KINDS = {"ARRAY": "array", "VARCHAR": "string", "BOOLEAN": "boolean", "NULL": "null"}
 
 
-def _as_text(value: object) -> str | None:
-    """A JSON value as the text a CSV cell would hold: objects and arrays as JSON, booleans
-    as true/false."""
-    if value is None:
-        return None
-    if isinstance(value, dict | list | bool):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+def _json_records(lines_sql: str, parameters: dict) -> tuple[pa.Table, list[UnreadableRow]]:
+    """Records from their JSON texts (`lines_sql` yields `_row`, `line`), parsed by DuckDB:
+    one text column per key seen (in order of first appearance; objects and arrays as JSON,
+    booleans true/false, as a CSV cell would hold them), and the lines that are not objects.
+    Keys reach DuckDB as bound JSON pointers, never as SQL text."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"""CREATE TEMP TABLE lines AS
+                SELECT _row, line,
+                       CASE WHEN json_valid(line) THEN json_type(line) END AS kind
+                FROM ({lines_sql})""",
+            parameters,
+        )
+        keys = [
+            key
+            for (key,) in connection.sql(
+                """SELECT key FROM (
+                       SELECT _row, unnest(json_keys(line)) AS key,
+                              generate_subscripts(json_keys(line), 1) AS position
+                       FROM lines WHERE kind = 'OBJECT')
+                   GROUP BY key ORDER BY min(_row), arg_min(position, _row)"""
+            ).fetchall()
+        ]
+        pointers = ["/" + key.replace("~", "~0").replace("/", "~1") for key in keys]
+        values = ", ".join(f"v[{index}] AS c{index}" for index in range(1, len(keys) + 1))
+        table = connection.sql(
+            f"""SELECT {values}{", " if keys else ""}_row FROM (
+                    SELECT _row, json_extract_string(line, $pointers) AS v
+                    FROM lines WHERE kind = 'OBJECT') ORDER BY _row""",
+            params={"pointers": pointers},
+        ).to_arrow_table()
+        others = connection.sql(
+            "SELECT _row, line, kind FROM lines WHERE kind IS DISTINCT FROM 'OBJECT' ORDER BY _row"
+        ).fetchall()
+    table = table.rename_columns([*keys, ROW])
+    unreadable = [
+        UnreadableRow(row, f"not a JSON object ({JSON_KINDS.get(kind, 'number')})", line)
+        if kind
+        else UnreadableRow(row, f"invalid JSON ({_json_error(line)})", line)
+        for row, line, kind in others
+    ]
+    return table, unreadable
+
+
+def _json_error(line: str) -> str:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as error:
+        return error.msg
+    return "an unpaired surrogate, or a number out of range"
 
 
 def _read_parquet(path: Path) -> RawFile:
