@@ -18,6 +18,7 @@ from leadflow.pipeline.plans import Plan
 from leadflow.report.content import quality_rows
 from tasks.day import run_day_task, undo_task
 from tasks.demo import generate_task
+from tasks.hubspot import hubspot_pull_task, hubspot_push_task
 from tasks.ingest import ingest_file_task
 from tasks.report import report_task
 
@@ -104,6 +105,12 @@ class PrefectSteps:
 
     def report(self, report: dict) -> None:
         report_task(report)
+
+    def hubspot_pull(self) -> dict:
+        return hubspot_pull_task()
+
+    def hubspot_push(self, dry_run: bool) -> dict:
+        return hubspot_push_task(dry_run)
 
     def log(self, message: str) -> None:
         get_run_logger().info(message)

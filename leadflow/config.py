@@ -564,11 +564,54 @@ class Segment(_Section):
     track_types: dict[str, EventType] = Field(default_factory=dict)
 
 
+# A HubSpot property's internal name (HubSpot's own rule: lower case, digits, underscores).
+HubSpotProperty = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=100)]
+
+
+class HubSpotPull(_Section):
+    """What `leadflow hubspot pull` (and the daily run, when this is set) reads from the portal:
+    contacts through the CRM API and marketing email events, each since its last pull."""
+
+    # The first pull starts here (contacts modified, events sent since); None: all history.
+    since: date | None = None
+    # HubSpot properties to keep beside the ones leadflow maps (internal names).
+    properties: list[HubSpotProperty] = Field(default_factory=list)
+    email_events: bool = True
+    # One ingest batch per this many contacts, or per this many hours of email events.
+    contacts_per_batch: int = Field(10_000, ge=1)
+    events_window_hours: float = Field(24, gt=0)
+    # Each events pull goes back this far before the last one's end: events HubSpot reports
+    # late still arrive (those already loaded are known by their id).
+    events_overlap_minutes: float = Field(60, ge=0)
+
+
+class HubSpotPush(_Section):
+    """What `leadflow hubspot push` (and the daily run, when this is set) writes to the portal:
+    scores and bands into the properties named, lifecycle stages (forward only), and marketing
+    decisions through `marketing_property` (README: Connect HubSpot)."""
+
+    scores: dict[ScoreName, HubSpotProperty] = Field(default_factory=dict)
+    bands: dict[ScoreName, HubSpotProperty] = Field(default_factory=dict)
+    # Scores are sent rounded to this many decimals (a change below it is not sent).
+    score_decimals: int = Field(0, ge=0, le=4)
+    lifecycle_stage: bool = True
+    # The contact property a HubSpot workflow acts on (`marketing`, `non_marketing_at_renewal`):
+    # HubSpot's API cannot write the marketing status itself. None: no marketing decision sent.
+    marketing_property: HubSpotProperty | None = "leadflow_marketing_request"
+    # A push asked to change more marketing statuses than this is refused whole.
+    max_marketing_changes: int = Field(1000, ge=0)
+
+
 class HubSpot(_Section):
-    """The HubSpot portal: its exports' times are in its time zone."""
+    """The HubSpot portal: its exports' times are in its time zone; `pull` and `push` connect
+    leadflow to its API (token: $HUBSPOT_ACCESS_TOKEN, or the Prefect Secret block named by
+    `token_secret` in deployments)."""
 
     # IANA zone of the portal's exports; default: account.timezone.
     timezone: str | None = None
+    token_secret: str | None = None
+    pull: HubSpotPull | None = None
+    push: HubSpotPush | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -616,6 +659,13 @@ class LeadflowConfig(_Section):
         for name in self.bands:
             if name not in self.scores:
                 raise ValueError(f"bands.{name}: unknown score {name!r}")
+        push = self.hubspot.push
+        for key, names in (("scores", push.scores), ("bands", push.bands)) if push else ():
+            for name in names:
+                if name not in self.scores:
+                    raise ValueError(f"hubspot.push.{key}.{name}: unknown score {name!r}")
+                if key == "bands" and name not in self.bands:
+                    raise ValueError(f"hubspot.push.bands.{name}: the score {name!r} has no bands")
         self.scores_in_dependency_order()
         return self
 

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from models.contact import Contact, ContactInitialStageEntry, ContactPropertyHistory
+from models.hubspot import HubSpotCursor, HubSpotPushed, HubSpotPushRecord, HubSpotSync
 from models.ingest import IngestBatch, QuarantinedRow
 from models.lifecycle import ContactStage, StageEntry, StageMove
 from models.marketing import ContactMarketing, ContractRenewal, Demotion, MarketingChange
@@ -12,6 +13,10 @@ from models.score import BandChange, ContactScore, ScoringRun
 
 __all__ = [
     "DayRun",
+    "HubSpotCursor",
+    "HubSpotPushRecord",
+    "HubSpotPushed",
+    "HubSpotSync",
     "BandChange",
     "Contact",
     "ContactInitialStageEntry",

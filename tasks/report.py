@@ -12,6 +12,12 @@ def report_task(report: dict) -> str:
     """Publish the run's artifacts; returns the summary markdown."""
     summary = content.summary_markdown(report)
     create_markdown_artifact(key="run-summary", markdown=summary, description=report["title"])
+    if report.get("hubspot"):
+        create_markdown_artifact(
+            key="hubspot-sync",
+            markdown=content.hubspot_markdown(report),
+            description="What the run pulled from and pushed to HubSpot",
+        )
     last = report["last"]
     if not last:
         return summary

@@ -185,3 +185,39 @@ def leadflow_env(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("LEADFLOW_CONFIG", str(SHIPPED_CONFIG))
     monkeypatch.setenv("LEADFLOW_INBOX", str(tmp_path / "inbox"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """One local HubSpot stand-in (tests/hubspot_standin.py) for the whole session."""
+    from tests.hubspot_standin import serve
+
+    with serve() as server:
+        yield server
+
+
+@pytest.fixture
+def portal(standin):
+    """The stand-in's portal, emptied for each test."""
+    standin.portal.reset()
+    return standin.portal
+
+
+@pytest.fixture
+def clock():
+    """A fake clock for the HubSpot client (tests/hubspot_standin.py: FakeClock)."""
+    from tests.hubspot_standin import FakeClock
+
+    return FakeClock()
+
+
+@pytest.fixture
+def client(standin, portal, clock):
+    """A HubSpot client of the stand-in, on the fake clock."""
+    from leadflow.hubspot.client import HubSpotClient
+    from tests.hubspot_standin import TOKEN
+
+    with HubSpotClient(
+        TOKEN, base_url=standin.base_url, clock=clock.monotonic, sleep=clock.sleep
+    ) as hubspot:
+        yield hubspot

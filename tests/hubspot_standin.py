@@ -11,6 +11,8 @@ faults and read what was asked:
 - `GET /crm/v3/properties/contacts` and `GET /crm/v3/properties/contacts/{name}`;
 - `GET /email/public/v1/events`: newest first, `startTimestamp`/`endTimestamp` inclusive,
   `limit` up to 1000, an opaque `offset` tied to the query, `hasMore`;
+- `POST /crm/v3/objects/contacts/batch/read`: at most 100 ids, the `properties` asked for;
+  unknown ids are left out of `results` and named in `errors` (207 Multi-Status);
 - `POST /crm/v3/objects/contacts/batch/update`: at most 100 inputs; invalid, unknown or
   read-only properties refuse the whole batch (400, HubSpot's error body); unknown or
   test-chosen ids fail alone (207 Multi-Status); `lastmodifieddate` is bumped on update; the
@@ -49,6 +51,7 @@ TOKEN = "pat-na1-standin-0000-secret-token"
 
 SEARCH = "POST /crm/v3/objects/contacts/search"
 BATCH_UPDATE = "POST /crm/v3/objects/contacts/batch/update"
+BATCH_READ = "POST /crm/v3/objects/contacts/batch/read"
 PROPERTIES = "GET /crm/v3/properties/contacts"
 PROPERTY = "GET /crm/v3/properties/contacts/{propertyName}"
 EMAIL_EVENTS = "GET /email/public/v1/events"
@@ -207,6 +210,19 @@ def default_properties() -> dict[str, dict[str, Any]]:
         ),
         _property("hs_analytics_source_data_1", "Original Source Drill-Down 1", read_only=True),
         _property(
+            "hs_email_optout", "Unsubscribed from all email", "enumeration", "booleancheckbox", BOOL
+        ),
+        *(
+            _property(
+                f"hs_v2_date_entered_{stage}",
+                f'Date entered "{stage.title()} (Lifecycle Stage Pipeline)"',
+                "datetime",
+                "date",
+                read_only=True,
+            )
+            for stage in STAGES
+        ),
+        _property(
             "leadflow_marketing_request",
             "leadflow marketing request",
             "enumeration",
@@ -243,6 +259,21 @@ class RequestRecord:
     body: Any
     params: dict[str, str]
     at: float  # time.monotonic() at arrival
+
+
+class FakeClock:
+    """The client's monotonic() and sleep() for one thread: waits cost nothing, are recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 class Portal:
@@ -733,6 +764,44 @@ class Portal:
             payload.update(numErrors=len(errors), errors=errors)
         return JSONResponse(payload, 207 if errors else 200)
 
+    def batch_read(self, body: Any, authorization: str) -> Response:
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not inputs:
+            return self._validation("inputs must be a non-empty list")
+        if len(inputs) > BATCH_MAX:
+            return self._validation(f"Batch input limit exceeded: {len(inputs)} > {BATCH_MAX}")
+        wanted = body.get("properties") or list(DEFAULT_SEARCH_PROPERTIES)
+        started = iso_ms(self.now_ms())
+        results, errors = [], []
+        with self.lock:
+            for item in inputs:
+                record_id = str(item.get("id"))
+                record = self.contacts.get(record_id)
+                if record is None:
+                    errors.append(
+                        {
+                            "status": "error",
+                            "category": "OBJECT_NOT_FOUND",
+                            "message": self._message(
+                                "Could not get some CONTACT objects, they "
+                                "may be deleted or not exist.",
+                                authorization,
+                            ),
+                            "context": {"ids": [record_id]},
+                        }
+                    )
+                    continue
+                results.append(self._object(record_id, record, wanted))
+        payload: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": iso_ms(self.now_ms()),
+        }
+        if errors:
+            payload.update(numErrors=len(errors), errors=errors)
+        return JSONResponse(payload, 207 if errors else 200)
+
     def _apply(self, record: dict[str, Any], properties: dict[str, Any]) -> list[str]:
         props = record["properties"]
         for name, value in properties.items():
@@ -830,6 +899,11 @@ def build_app(portal: Portal) -> FastAPI:
     async def batch_update(request: Request) -> Response:
         body, _, early = await admitted(request, BATCH_UPDATE)
         return early or portal.batch_update(body, request.headers.get("authorization", ""))
+
+    @app.post("/crm/v3/objects/contacts/batch/read")
+    async def batch_read(request: Request) -> Response:
+        body, _, early = await admitted(request, BATCH_READ)
+        return early or portal.batch_read(body, request.headers.get("authorization", ""))
 
     @app.get("/crm/v3/properties/contacts")
     async def properties(request: Request) -> Response:

@@ -1,5 +1,6 @@
 """The configuration layer: the shipped example, every kind of error, the model version."""
 
+import re
 from datetime import date
 from pathlib import Path
 from textwrap import dedent
@@ -59,6 +60,20 @@ def error_of(path: Path) -> str:
 @pytest.fixture(scope="module")
 def shipped() -> LeadflowConfig:
     return load_config(SHIPPED)
+
+
+def test_the_shipped_hubspot_example_uncommented_is_valid(tmp_path: Path) -> None:
+    shipped_text = SHIPPED.read_text(encoding="utf-8")
+    head, hubspot = shipped_text.split("\nhubspot:\n")
+    uncommented = re.sub(r"^  # ", "  ", hubspot, flags=re.MULTILINE)
+    config = load_config(write(tmp_path, head + "\nhubspot:\n" + uncommented))
+    assert config.hubspot.token_secret == "hubspot-token"
+    assert config.hubspot.pull.since == date(2026, 1, 1)
+    assert config.hubspot.push.scores == {
+        "engagement": "leadflow_engagement",
+        "fit": "leadflow_fit",
+    }
+    assert config.hubspot.push.max_marketing_changes == 1000
 
 
 def test_shipped_contract_and_account(shipped: LeadflowConfig) -> None:

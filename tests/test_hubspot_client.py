@@ -12,11 +12,9 @@ import logging
 import socket
 import threading
 import traceback
-from collections.abc import Iterator
 
 import pytest
 
-from leadflow.hubspot import records
 from leadflow.hubspot.client import (
     BATCH_UPDATE_MAX,
     SEARCH_PAGE_MAX,
@@ -33,53 +31,12 @@ from tests.hubspot_standin import (
     PROPERTY,
     SEARCH,
     TOKEN,
+    FakeClock,
     Portal,
-    StandIn,
     iso_ms,
-    serve,
 )
 
 BASE_MS = 1_700_000_000_000
-
-
-class FakeClock:
-    """monotonic() and sleep() for one thread: sleeping advances time and is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(scope="session")
-def standin() -> Iterator[StandIn]:
-    with serve() as server:
-        yield server
-
-
-@pytest.fixture
-def portal(standin: StandIn) -> Portal:
-    standin.portal.reset()
-    return standin.portal
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def client(standin: StandIn, portal: Portal, clock: FakeClock) -> Iterator[HubSpotClient]:
-    with HubSpotClient(
-        TOKEN, base_url=standin.base_url, clock=clock.monotonic, sleep=clock.sleep
-    ) as hubspot:
-        yield hubspot
 
 
 def load_tied_contacts(portal: Portal, block: int, spread: int) -> set[str]:
@@ -145,7 +102,7 @@ def test_incremental_pull_from_a_time_and_from_a_cursor(client, portal):
     tied = [
         portal.add_contact({"email": f"t{i}@x.com"}, modified_ms=BASE_MS + 100) for i in range(3)
     ]
-    pulled = list(client.iter_contacts_modified_since(BASE_MS + 3))
+    pulled = list(client.iter_contacts_modified_since(BASE_MS + 3, properties=["email"]))
     assert [c.id for c in pulled][:2] == old[3:]
     assert {c.id for c in pulled[2:]} == set(tied)
     # Resume from a cursor that took two of the three tied contacts: only the third comes.
@@ -154,11 +111,11 @@ def test_incremental_pull_from_a_time_and_from_a_cursor(client, portal):
         cursor = cursor.advance(contact)
     cursor = SearchCursor.from_dict(json.loads(json.dumps(cursor.to_dict())))
     assert cursor.modified_ms == BASE_MS + 100 and len(cursor.ids_at_modified) == 2
-    again = list(client.iter_contacts_modified_since(cursor))
+    again = list(client.iter_contacts_modified_since(cursor, properties=["email"]))
     assert [c.id for c in again] == [pulled[4].id]
     # An update bumps lastmodifieddate: the next pull from the cursor brings that contact back.
     assert client.update_contacts([{"id": old[0], "properties": {"firstname": "Ada"}}]).ok
-    later = list(client.iter_contacts_modified_since(cursor))
+    later = list(client.iter_contacts_modified_since(cursor, properties=["email", "firstname"]))
     assert [c.id for c in later] == [pulled[4].id, old[0]]
     assert later[1].properties["firstname"] == "Ada"
 
@@ -172,14 +129,19 @@ def test_keyset_pull_survives_a_contact_modified_mid_pull_and_after_paging_does_
             portal.set_modified(first_page_contact, BASE_MS + 5000)
 
     portal.on_request = modify_after_first_search
-    keyset = [c.id for c in client.iter_contacts_modified_since(BASE_MS)]
+    keyset = [c.id for c in client.iter_contacts_modified_since(BASE_MS, properties=["email"])]
     assert set(keyset) == ids
     assert keyset.count(first_page_contact) == 2  # once as it was, once at its new time
 
     for record_id in ids:  # same data, offset paging: the shift makes one contact slip through
         portal.set_modified(record_id, BASE_MS + int(record_id) - 1001)
     portal.requests.clear()
-    offsets = [c.id for c in client.iter_contacts_modified_since(BASE_MS, pages_per_query=None)]
+    offsets = [
+        c.id
+        for c in client.iter_contacts_modified_since(
+            BASE_MS, properties=["email"], pages_per_query=None
+        )
+    ]
     assert len(set(ids) - set(offsets)) == 1
 
 
@@ -242,7 +204,7 @@ def test_email_events_follow_has_more_and_offset(client, portal):
 
 def test_batch_update_splits_into_batches_of_100(client, portal):
     ids = [portal.add_contact({"email": f"b{i}@x.com"}, modified_ms=BASE_MS) for i in range(250)]
-    updates = [records.contact_update(i, {"firstname": f"N{i}"}) for i in ids]
+    updates = [{"id": i, "properties": {"firstname": f"N{i}"}} for i in ids]
     result = client.update_contacts(updates)
     assert result.ok and sorted(result.succeeded) == sorted(ids) and result.requests == 3
     sizes = [len(b["inputs"]) for b in portal.bodies(BATCH_UPDATE)]
@@ -260,7 +222,7 @@ def test_batch_update_splits_into_batches_of_100(client, portal):
 def test_batch_update_207_names_the_failed_ids(client, portal):
     ids = [portal.add_contact({}) for _ in range(120)]
     portal.fail_ids(ids[3], ids[110], category="VALIDATION_ERROR", message="locked record")
-    updates = [records.contact_update(i, {"company": "ACME"}) for i in [*ids, "999999"]]
+    updates = [{"id": str(i), "properties": {"company": "ACME"}} for i in [*ids, "999999"]]
     result = client.update_contacts(updates)
     assert set(result.failed) == {ids[3], ids[110], "999999"}
     assert result.failed[ids[3]].status == 207 and result.failed[ids[3]].message == "locked record"
@@ -274,8 +236,11 @@ def test_batch_update_207_names_the_failed_ids(client, portal):
 
 def test_batch_refused_whole_fails_every_id_of_that_batch_only(client, portal):
     ids = [portal.add_contact({}) for _ in range(150)]
-    updates = [records.contact_update(i, {"firstname": "X"}) for i in ids]
-    updates[120] = records.contact_update(ids[120], {"hs_marketable_status": "true"})  # read-only
+    updates = [{"id": str(i), "properties": {"firstname": "X"}} for i in ids]
+    updates[120] = {
+        "id": str(ids[120]),
+        "properties": {"hs_marketable_status": "true"},
+    }  # read-only
     result = client.update_contacts(updates)
     assert sorted(result.succeeded) == sorted(ids[:100])
     assert set(result.failed) == set(ids[100:])
@@ -328,7 +293,7 @@ def test_attempts_exhausted_raise_one_clear_error(standin, portal, clock):
 
 def test_batch_update_exhausted_keeps_the_partial_outcome(client, portal):
     ids = [portal.add_contact({}) for _ in range(150)]
-    updates = [records.contact_update(i, {"firstname": "Y"}) for i in ids]
+    updates = [{"id": str(i), "properties": {"firstname": "Y"}} for i in ids]
     portal.on_request = lambda endpoint, body: (
         portal.fail_next(10, 503, retry_after=None) if portal.count(BATCH_UPDATE) == 2 else None
     )
@@ -427,11 +392,11 @@ def test_the_token_appears_in_no_message_repr_or_log(standin, portal, clock, cap
         portal.fail_ids(ids[0])
         result = hubspot.update_contacts(
             [
-                records.contact_update(ids[0], {"firstname": "A"}),
-                records.contact_update(ids[1], {"firstname": "B"}),
+                {"id": str(ids[0]), "properties": {"firstname": "A"}},
+                {"id": str(ids[1]), "properties": {"firstname": "B"}},
             ]
         )
-        refused = hubspot.update_contacts([records.contact_update(ids[2], {"nope": "1"})])
+        refused = hubspot.update_contacts([{"id": str(ids[2]), "properties": {"nope": "1"}}])
         seen.extend([repr(result), repr(refused)])
         assert "***" in result.failed[ids[0]].message and "***" in refused.failed[ids[2]].message
     closed = socket.socket()
@@ -450,139 +415,3 @@ def test_the_token_appears_in_no_message_repr_or_log(standin, portal, clock, cap
     assert "HubSpot GET /crm/v3/properties/contacts" in text  # the messages name the endpoint
     assert TOKEN not in text and wrong not in text
     assert any("retrying" in r.getMessage() for r in caplog.records)
-
-
-# --- record mappings, both ways --------------------------------------------------------------
-
-
-def test_contact_rows_from_a_pull(client, portal):
-    portal.add_contact(
-        {
-            "email": " Ada@Example.com ",
-            "firstname": "Ada",
-            "jobtitle": "CTO",
-            "lifecyclestage": "marketingqualifiedlead",
-            "hs_marketable_status": "true",
-            "hs_object_source": "FORM",
-            "hs_persona": "persona_1",
-        },
-        created_ms=BASE_MS,
-        modified_ms=BASE_MS + 1,
-    )
-    portal.add_contact(
-        {"hs_object_source": "CRM_UI", "hs_marketable_status": "false"}, modified_ms=BASE_MS + 2
-    )
-    portal.add_contact(
-        {"hs_analytics_source": "OFFLINE", "hs_analytics_source_data_1": "IMPORT"},
-        modified_ms=BASE_MS + 3,
-    )
-    portal.add_contact(
-        {"hs_object_source": "INTEGRATION", "hs_object_source_detail_1": "Salesforce"},
-        modified_ms=BASE_MS + 4,
-    )
-    portal.add_contact({"hs_analytics_source": "PAID_SOCIAL"}, modified_ms=BASE_MS + 5)
-    pulled = list(client.iter_contacts_modified_since(BASE_MS))
-    rows, columns = records.contact_rows(
-        pulled, value_maps={"hs_persona": {"persona_1": "job_seeker"}}
-    )
-    assert columns[:8] == list(records.IDENTITY_COLUMNS)
-    assert {"first_name", "last_name", "phone", "company", "job_title", "persona"} <= set(columns)
-    ada, crm, imported, synced, ads = rows
-    assert ada["email"] == "ada@example.com" and ada["first_name"] == "Ada"
-    assert ada["job_title"] == "CTO" and ada["persona"] == "job_seeker"
-    assert ada["hubspot_record_id"] == pulled[0].id
-    assert ada["created_at"] == "2023-11-14T22:13:20.000+00:00"
-    assert ada["updated_at"] == "2023-11-14T22:13:20.001+00:00"
-    assert ada["initial_stage"] == "marketingqualifiedlead"
-    assert ada["initial_marketing_status"] == "marketing" and ada["creation_source"] == "form"
-    assert crm["email"] is None and crm["creation_source"] == "crm_ui"
-    assert crm["initial_marketing_status"] == "non_marketing" and crm["initial_stage"] is None
-    assert imported["creation_source"] == "import" and imported["initial_marketing_status"] is None
-    assert (synced["creation_source"], synced["integration"]) == ("integration", "Salesforce")
-    assert ads["creation_source"] == "ads"
-    assert all(set(row) == set(columns) for row in rows)
-
-
-def test_push_helpers_against_the_standin(client, portal):
-    portal.define_property("leadflow_engagement_score", type_="number", field_type="number")
-    portal.define_property("leadflow_engagement_band")
-    ada = portal.add_contact(
-        {"lifecyclestage": "salesqualifiedlead", "hs_marketable_status": "false"}
-    )
-    score = records.score_update(
-        ada,
-        61.23456,
-        "hot",
-        score_property="leadflow_engagement_score",
-        band_property="leadflow_engagement_band",
-    )
-    assert score == {
-        "id": ada,
-        "properties": {"leadflow_engagement_score": "61.23", "leadflow_engagement_band": "hot"},
-    }
-    assert client.update_contacts([score]).ok
-    # A move back is ignored by HubSpot unless the stage is cleared first, in another request.
-    assert client.update_contacts([records.contact_update(ada, {"lifecyclestage": "lead"})]).ok
-    assert portal.contact(ada)["lifecyclestage"] == "salesqualifiedlead"
-    steps = records.lifecycle_stage_updates(ada, "lead", current="salesqualifiedlead")
-    assert [s["properties"]["lifecyclestage"] for s in steps] == ["", "lead"]
-    for step in steps:
-        assert client.update_contacts([step]).ok
-    assert portal.contact(ada)["lifecyclestage"] == "lead"
-    assert records.lifecycle_stage_updates(ada, "customer", current="lead") == [
-        {"id": ada, "properties": {"lifecyclestage": "customer"}}
-    ]
-    # Marketing status goes through the request property a HubSpot workflow acts on.
-    assert client.update_contacts([records.marketing_update(ada)]).ok
-    assert portal.contact(ada)["hs_marketable_status"] == "true"
-    assert client.update_contacts([records.non_marketing_at_renewal_update(ada)]).ok
-    state = portal.contact(ada)
-    assert (state["hs_marketable_status"], state["hs_marketable_until_renewal"]) == ("true", "true")
-    assert client.update_contacts([records.non_marketing_at_renewal_update(ada, False)]).ok
-    assert portal.contact(ada)["hs_marketable_until_renewal"] == "false"
-    assert client.update_contacts([records.non_marketing_at_renewal_update(ada)]).ok
-    portal.renew()
-    assert portal.contact(ada)["hs_marketable_status"] == "false"
-    assert records.hubspot_value(True) == "true" and records.hubspot_value(None) == ""
-
-
-def test_email_event_rows():
-    events = [
-        {
-            "id": "e1",
-            "created": BASE_MS,
-            "type": "CLICK",
-            "recipient": "A@x.com",
-            "url": "https://x.com/pricing",
-            "emailCampaignId": 7,
-        },
-        {
-            "id": "e2",
-            "created": BASE_MS,
-            "type": "BOUNCE",
-            "recipient": "b@x.com",
-            "category": "MAILBOX_MISCONFIGURATION",
-        },
-        {
-            "id": "e3",
-            "created": BASE_MS,
-            "type": "STATUSCHANGE",
-            "recipient": "c@x.com",
-            "portalSubscriptionStatus": "UNSUBSCRIBED",
-        },
-        {"id": "e4", "created": BASE_MS, "type": "DEFERRED", "recipient": "d@x.com"},
-        {
-            "id": "e5",
-            "created": BASE_MS,
-            "type": "STATUSCHANGE",
-            "recipient": "e@x.com",
-            "portalSubscriptionStatus": "SUBSCRIBED",
-        },
-    ]
-    rows, columns = records.email_event_rows(events)
-    assert [r["type"] for r in rows] == ["email_click", "email_bounce", "email_unsubscribe"]
-    click, bounce, _ = rows
-    assert set(click) == set(columns) and click["email"] == "a@x.com"
-    assert click["url"] == "https://x.com/pricing" and click["campaign_id"] == "7"
-    assert click["occurred_at"] == "2023-11-14T22:13:20.000+00:00"
-    assert json.loads(bounce["properties"])["bounce_type"] == "hard"

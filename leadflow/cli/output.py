@@ -146,16 +146,32 @@ def print_demotion_queue(queue, limit: int = 10) -> None:
 
 def print_outcome(outcome: dict, space, ingest: bool = True) -> None:
     """What a daily, backfill or rescore run did: files, the plan, each day, the last day."""
-    from leadflow.marketing import demotion_queue
-
     if ingest and outcome["ingest"]:
         print_results("inbox", outcome["ingest"])
+    print_synced(outcome, "pull")
     console.print(f"plan: {outcome['plan']}")
     days = outcome["days"]
     if len(days) > 1:
         print_days_table(days)
-    if not days:
-        return
+    if days:
+        print_last_day(outcome, space)
+    print_synced(outcome, "push")
+
+
+def print_synced(outcome: dict, direction: str) -> None:
+    """The run's HubSpot pull (before its days) or push (after them), if it had one."""
+    from leadflow.report.content import hubspot_lines, sync_summary
+
+    result = outcome.get("hubspot", {}).get(direction)
+    if result is not None:
+        for line in hubspot_lines({direction: sync_summary(direction, result)}):
+            console.print(line.replace("**", ""), markup=False, highlight=False)
+
+
+def print_last_day(outcome: dict, space) -> None:
+    from leadflow.marketing import demotion_queue
+
+    days = outcome["days"]
     changes = outcome["changes"]
     if changes["nothing"]:
         console.print("[bold]nothing changed[/]: the state is as it was before the run")

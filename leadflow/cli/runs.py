@@ -91,6 +91,15 @@ def run(as_of: Day = None) -> None:
             steps = _local_steps(space, progress, bar)
             outcome = runs.daily(space, steps, day, get_settings().inbox)
     print_outcome(outcome, space)
+    synced = outcome.get("hubspot", {})
+    failed = [
+        f"the HubSpot {step} failed" for step, got in synced.items() if got["status"] == "failed"
+    ]
+    refused = sum(synced.get("push", {}).get("failed", {}).values())
+    if refused:
+        failed.append(f"HubSpot refused {refused} value(s)")
+    if failed:
+        fail(f"{' and '.join(failed)} (see above); the next run takes it up where it stopped")
 
 
 @app.command()

@@ -1,4 +1,3 @@
-"""The HubSpot API layer: a small client (`client`) and pure record mappings (`records`).
-
-Why it is shaped as it is, with the documented facts it relies on: docs/hubspot-api.md.
-"""
+"""The HubSpot connector: the API client (`client`), its credentials (`connection`), and the
+two directions of the sync, `pull` (contacts and email events into the ingest) and `push`
+(scores, stages and marketing decisions back to the portal)."""

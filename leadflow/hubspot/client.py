@@ -27,19 +27,20 @@ from typing import Any
 
 import httpx
 
-from leadflow.hubspot.records import PULL_PROPERTIES, hubspot_value
+from leadflow.errors import UserError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 SEARCH_PATH = "/crm/v3/objects/contacts/search"
 BATCH_UPDATE_PATH = "/crm/v3/objects/contacts/batch/update"
+BATCH_READ_PATH = "/crm/v3/objects/contacts/batch/read"
 PROPERTIES_PATH = "/crm/v3/properties/contacts"
 EMAIL_EVENTS_PATH = "/email/public/v1/events"
 
 SEARCH_PAGE_MAX = 200  # objects per search page
 SEARCH_RESULT_CAP = 10_000  # results one search query can page through
-BATCH_UPDATE_MAX = 100  # inputs per batch request
+BATCH_UPDATE_MAX = 100  # inputs per batch request (update and read)
 EMAIL_EVENTS_PAGE_MAX = 1000  # events per Email Events page
 MASK = "***"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,8 +52,9 @@ Sleep = Callable[[float], None]
 # --- errors ----------------------------------------------------------------------------------
 
 
-class HubSpotError(Exception):
-    """Base of this client's errors. Messages name the endpoint and status, never the token."""
+class HubSpotError(UserError):
+    """Base of this client's errors. Messages are one line naming the endpoint and status,
+    never the token."""
 
     def __init__(self, message: str, *, endpoint: str, status: int | None):
         super().__init__(message)
@@ -331,6 +333,17 @@ class BatchUpdateResult:
         return not self.failed
 
 
+def hubspot_value(value: Any) -> str:
+    """A property value as HubSpot takes it: strings; "" clears; booleans are "true"/"false"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "f").rstrip("0").rstrip(".") if value == value else ""
+    return str(value)
+
+
 # --- the client ------------------------------------------------------------------------------
 
 
@@ -598,7 +611,7 @@ class HubSpotClient:
         self,
         since: datetime | int | SearchCursor,
         *,
-        properties: Sequence[str] = PULL_PROPERTIES,
+        properties: Sequence[str],
         page_size: int = SEARCH_PAGE_MAX,
         pages_per_query: int | None = 1,
     ) -> Iterator[Contact]:
@@ -743,6 +756,23 @@ class HubSpotClient:
                     message="hasMore without a new offset",
                 )
             offset = str(following)
+
+    # --- batch read --------------------------------------------------------------------------
+
+    def read_contacts(
+        self, ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, Mapping[str, str | None]]:
+        """`POST /crm/v3/objects/contacts/batch/read`, 100 ids a request: each found id's
+        `properties`. An id HubSpot does not have (archived, merged away) is absent."""
+        endpoint = f"POST {BATCH_READ_PATH}"
+        found: dict[str, Mapping[str, str | None]] = {}
+        for start in range(0, len(ids), BATCH_UPDATE_MAX):
+            inputs = [{"id": str(i)} for i in ids[start : start + BATCH_UPDATE_MAX]]
+            body = {"inputs": inputs, "properties": list(properties)}
+            data = self._json(endpoint, self._request("POST", BATCH_READ_PATH, json=body))
+            for item in data.get("results") or ():
+                found[str(item["id"])] = dict(item.get("properties") or {})
+        return found
 
     # --- batch update ------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ An export's header row holds property *labels* ("First Name", "Lifecycle Stage",
 "Customer (Lifecycle Stage Pipeline)"`), in any number and order, some repeated (association
 columns); its values are labels too ("Marketing Qualified Lead", "Non-marketing contact",
 "CRM UI"), and its times are the portal's local time without an offset ("2026-02-25 22:36").
+The same contacts read from HubSpot's API (`leadflow hubspot pull`), or from tools that copy it
+(a warehouse sync), carry the properties' *internal* names (`hs_object_id`, `lifecyclestage`,
+`hs_v2_date_entered_customer`), internal values (`marketingqualifiedlead`, `CRM_UI`, `true`)
+and UTC times with an offset: both spellings map alike.
 This module says which header is which leadflow column, and how its labels read, as DuckDB SQL
 over text columns (no header ever reaches the SQL: the caller passes column expressions).
 """
@@ -14,35 +18,55 @@ from dataclasses import dataclass, field
 from leadflow.domain import STAGES
 from leadflow.sql import literal
 
-# Header (lower-cased) -> leadflow contact column.
+# Header (lower-cased) -> leadflow contact column: the export's label, then the internal name.
 COLUMNS = {
     "record id": "hubspot_record_id",
+    "hs_object_id": "hubspot_record_id",
     "email": "email",
     "create date": "created_at",
+    "createdate": "created_at",
     "last modified date": "updated_at",
+    "lastmodifieddate": "updated_at",
     "lifecycle stage": "initial_stage",
+    "lifecyclestage": "initial_stage",
     "marketing contact status": "initial_marketing_status",
+    "hs_marketable_status": "initial_marketing_status",
     "record source": "record_source",
+    "hs_object_source": "record_source",
     "original source": "original_source",
+    "hs_analytics_source": "original_source",
     "record source detail 1": "record_source_detail",
+    "hs_object_source_detail_1": "record_source_detail",
 }
 # Header (lower-cased) -> property name: the standard ones under leadflow's names.
 PROPERTIES = {
     "first name": "first_name",
+    "firstname": "first_name",
     "last name": "last_name",
+    "lastname": "last_name",
     "phone number": "phone",
+    "phone": "phone",
     "mobile phone number": "mobile_phone",
+    "mobilephone": "mobile_phone",
     "company name": "company",
+    "company": "company",
     "job title": "job_title",
+    "jobtitle": "job_title",
     "persona": "persona",
+    "hs_persona": "persona",
     "industry": "industry",
     "country/region": "country",
+    "country": "country",
     "unsubscribed from all email": "unsubscribed_from_all_email",
+    "hs_email_optout": "unsubscribed_from_all_email",
 }
-# `Date entered "Customer (Lifecycle Stage Pipeline)"`, and older exports' "Became a Customer Date".
+# `Date entered "Customer (Lifecycle Stage Pipeline)"`, and older exports' "Became a Customer Date";
+# internally `hs_v2_date_entered_customer` and `hs_lifecyclestage_customer_date`.
 DATE_ENTERED = (
     re.compile(r'^date entered "(?P<stage>.+?) \(lifecycle stage pipeline\)"$'),
     re.compile(r"^became an? (?P<stage>.+?) date$"),
+    re.compile(r"^hs_v2_date_entered_(?P<stage>[a-z]+)$"),
+    re.compile(r"^hs_lifecyclestage_(?P<stage>[a-z]+)_date$"),
 )
 # "Record source" labels (and internal values), squeezed (lower case, letters and digits only):
 # how the record was created, which is what leadflow means by a creation source.
@@ -95,8 +119,31 @@ ORIGINAL_SOURCES = {
 
 
 def is_export(columns: list[str]) -> bool:
-    """A HubSpot contacts export: it has `Record ID`, or `Email` and no leadflow `email`."""
-    return "Record ID" in columns or ("Email" in columns and "email" not in columns)
+    """HubSpot's contacts: `Record ID` (or `hs_object_id`), or `Email` and no leadflow `email`."""
+    return bool({"Record ID", "hs_object_id"} & set(columns)) or (
+        "Email" in columns and "email" not in columns
+    )
+
+
+def is_internal(key: str) -> bool:
+    """Internal names have no space and no capital (labels have them)."""
+    return re.fullmatch(r"[a-z0-9_]+", key) is not None
+
+
+def internal_names() -> list[str]:
+    """The internal property names this mapping reads (what a pull asks HubSpot for): for each
+    column and property, the last internal key of the tables above."""
+    names = {}
+    for mapping in (COLUMNS, PROPERTIES):
+        names |= {target: key for key, target in mapping.items() if is_internal(key)}
+    return [*names.values(), *(f"hs_v2_date_entered_{stage}" for stage in STAGES)]
+
+
+def internal_name(property_name: str) -> str:
+    """The HubSpot property behind one of leadflow's property names (`persona`: `hs_persona`);
+    a name leadflow does not rename is HubSpot's own."""
+    found = [key for key, name in PROPERTIES.items() if name == property_name and is_internal(key)]
+    return found[-1] if found else property_name
 
 
 def squeeze(text: str) -> str:

@@ -28,12 +28,14 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from sqlalchemy import Connection
 from sqlmodel import select
 
 from leadflow.errors import UserError
@@ -88,6 +90,14 @@ class IngestResult:
     ignored: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what reading and mapping changed
     validation: ValidationResult | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        """As plain data (tables, artifacts, JSON), with each expectation's outcome."""
+        summary = asdict(self)
+        summary.pop("validation")
+        if self.validation:
+            summary["quality"] = [asdict(outcome) for outcome in self.validation.outcomes]
+        return summary
 
 
 def file_checksum(path: Path) -> str:
@@ -152,9 +162,12 @@ def ingest_file(
     kind: Kind | None = None,
     format: str | None = None,
     now: datetime | None = None,
+    commit_with: Callable[[Connection], None] | None = None,
 ) -> IngestResult:
     """Load one file. Raises InputFileError/InputColumnsError/BatchRejected leaving no trace.
-    `kind` and `format` force what the file is (else it is told from the file)."""
+    `kind` and `format` force what the file is (else it is told from the file);
+    `commit_with` writes more in the batch's own transaction (a pull's cursor moves with the
+    batch it pulled), and is not called when nothing loads."""
     path = Path(path)
     now = now or datetime.now(UTC)
     checksum = file_checksum(path) if path.is_file() else ""
@@ -177,7 +190,7 @@ def ingest_file(
             again=True,
         )
     with duckdb_connection() as connection:
-        return _ingest(workspace, connection, path, raw, source, checksum, now)
+        return _ingest(workspace, connection, path, raw, source, checksum, now, commit_with)
 
 
 def _normalise(
@@ -224,6 +237,7 @@ def _ingest(
     source: Source,
     checksum: str,
     now: datetime,
+    commit_with: Callable[[Connection], None] | None,
 ) -> IngestResult:
     physical = source.physical
     names = [physical.get(name, name) for name in raw.table.column_names]
@@ -282,7 +296,9 @@ def _ingest(
         notes=source.notes,
         validation=validation,
     )
-    return _load(workspace, connection, path, source, result, checksum, quarantine, now)
+    return _load(
+        workspace, connection, path, source, result, checksum, quarantine, now, commit_with
+    )
 
 
 def _load(
@@ -294,6 +310,7 @@ def _load(
     checksum: str,
     quarantine: list[dict],
     now: datetime,
+    commit_with: Callable[[Connection], None] | None,
 ) -> IngestResult:
     """The batch in one transaction of the state store, its events published just before."""
     batch_row = IngestBatch(
@@ -351,6 +368,8 @@ def _load(
             batch_row.contacts_created = result.contacts_created
             batch_row.finished_at = datetime.now(UTC)
             session.add(batch_row)
+            if commit_with:
+                commit_with(db)
             if staged:
                 workspace.lake.publish(staged)
                 log.info("%s: published in the lake, committing", path.name)

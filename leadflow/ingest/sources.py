@@ -298,8 +298,10 @@ def normalise_contacts_sql(source: Source, config: LeadflowConfig, first_values_
                {integration} AS integration,
                {known_stage} AS initial_stage,
                {stage} AS stage_label,
-               CASE WHEN lower({status}) LIKE 'non%' THEN 'non_marketing'
-                    WHEN lower({status}) LIKE 'marketing%' THEN 'marketing'
+               CASE WHEN lower({status}) LIKE 'non%' OR lower({status}) = 'false'
+                    THEN 'non_marketing'
+                    WHEN lower({status}) LIKE 'marketing%' OR lower({status}) = 'true'
+                    THEN 'marketing'
                     ELSE lower({status}) END AS initial_marketing_status
                {entries}{properties}
         FROM raw)

@@ -53,6 +53,12 @@ class Steps(Protocol):
     def report(self, report: dict) -> None:
         """Publish the run's report (`leadflow.report.content`)."""
 
+    def hubspot_pull(self) -> dict:
+        """Pull contacts and email events from HubSpot (`leadflow.hubspot.pull`)."""
+
+    def hubspot_push(self, dry_run: bool) -> dict:
+        """Push what changed to HubSpot (`leadflow.hubspot.push`)."""
+
     def log(self, message: str) -> None: ...
 
 
@@ -69,11 +75,7 @@ def ingest_outcome(
     except (BatchRejected, InputFileError, InputColumnsError) as rejection:
         again = getattr(rejection, "again", False)
         return {"file": str(path), "status": "rejected", "reason": str(rejection), "again": again}
-    summary = asdict(result)
-    summary.pop("validation")
-    if result.validation:
-        summary["quality"] = [asdict(outcome) for outcome in result.validation.outcomes]
-    return summary
+    return result.summary()
 
 
 @dataclass
@@ -84,6 +86,8 @@ class LocalSteps:
     on_day: Callable[[date, int, int], None] | None = None  # (day, done, planned)
     on_file: Callable[[Path], None] | None = None  # before each file
     on_generated: Callable[[str, int, int], None] | None = None  # (step, done, steps)
+    on_pulled: Callable[[dict], None] | None = None  # after each pulled batch (its outcome)
+    on_pushed: Callable[[int, int], None] | None = None  # (contacts done, contacts to push)
 
     def holder(self, run: str) -> str:
         return "leadflow run" if run == "daily" else f"leadflow {run}"
@@ -126,6 +130,21 @@ class LocalSteps:
     def report(self, report: dict) -> None:
         pass
 
+    def hubspot_pull(self) -> dict:
+        from leadflow.hubspot.sync import run_pull
+
+        def said(batch: dict) -> None:
+            self.log(f"HubSpot {batch['kind']}: {batch['status']}, {batch['rows_total']} rows")
+            if self.on_pulled:
+                self.on_pulled(batch)
+
+        return run_pull(self.workspace, on_batch=said)
+
+    def hubspot_push(self, dry_run: bool) -> dict:
+        from leadflow.hubspot.sync import run_push
+
+        return run_push(self.workspace, dry_run=dry_run, on_batch=self.on_pushed)
+
 
 def _ingest_files(steps: Steps, paths: list[Path], kind: str | None = None) -> list[dict]:
     results = [steps.ingest_file(Path(path), kind) for path in paths]
@@ -167,15 +186,32 @@ def _report(workspace: Workspace, steps: Steps, title: str, outcome: dict) -> No
     steps.report(report)
 
 
+def _synced(steps: Steps, step: Callable[[], dict]) -> dict:
+    """A HubSpot step of a run: its failure is reported (`status: failed`), and what the run
+    computed stays; the next run pulls or pushes from where this one stopped."""
+    try:
+        return step()
+    except Exception as error:  # the run goes on: scores and stages do not wait for HubSpot
+        message = str(error) if isinstance(error, UserError) else f"unexpected {error!r}"
+        log.warning("HubSpot: %s", message, exc_info=not isinstance(error, UserError))
+        steps.log(f"HubSpot: {message}")
+        return {"status": "failed", "error": message}
+
+
 def daily(
     workspace: Workspace, steps: Steps, as_of: date | None = None, inbox: Path | None = None
 ) -> dict:
-    """Ingest the inbox's files (each filed away by its outcome), then run `as_of` (default:
-    yesterday in the account zone), catching up on missed days or replaying from `as_of`."""
+    """Pull from HubSpot (if `hubspot.pull` is set), ingest the inbox's files (each filed away
+    by its outcome), then run `as_of` (default: yesterday in the account zone), catching up on
+    missed days or replaying from `as_of`, and push to HubSpot (if `hubspot.push` is set)."""
     from leadflow.scoring.scores import yesterday
 
     day = as_of or yesterday(workspace)
+    hubspot = workspace.config.hubspot
     with state_lock(workspace.engine, steps.holder("daily")):
+        synced = {}
+        if hubspot.pull:
+            synced["pull"] = _synced(steps, steps.hubspot_pull)
         ingested = []
         files = pending_files(inbox) if inbox else []
         if files:
@@ -185,9 +221,25 @@ def daily(
         plan = plan_daily(workspace, day)
         steps.log(f"daily run of {day}: {plan.describe()}")
         ran = _carry_out(workspace, steps, plan)
+        if hubspot.push:
+            synced["push"] = _synced(steps, lambda: steps.hubspot_push(False))
         outcome = _outcome(plan, ingested, ran)
+        if synced:
+            outcome["hubspot"] = synced
         _report(workspace, steps, f"Daily run of {day}", outcome)
     return outcome
+
+
+def hubspot_pull(workspace: Workspace, steps: Steps) -> dict:
+    """`leadflow hubspot pull`, under the run lock (it writes the state store)."""
+    with state_lock(workspace.engine, steps.holder("hubspot pull")):
+        return steps.hubspot_pull()
+
+
+def hubspot_push(workspace: Workspace, steps: Steps, dry_run: bool) -> dict:
+    """`leadflow hubspot push`, under the run lock (the state must not move while it sends)."""
+    with state_lock(workspace.engine, steps.holder("hubspot push")):
+        return steps.hubspot_push(dry_run)
 
 
 def backfill(workspace: Workspace, steps: Steps, start: date, end: date) -> dict:

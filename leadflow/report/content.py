@@ -31,6 +31,10 @@ def build(workspace: Workspace, title: str, outcome: dict) -> dict:
         "quality": quality_rows(outcome["ingest"]),
         "days": len(days),
         "last": None,
+        "hubspot": {
+            direction: sync_summary(direction, result)
+            for direction, result in outcome.get("hubspot", {}).items()
+        },
     }
     if not days:
         return report
@@ -55,6 +59,22 @@ def build(workspace: Workspace, title: str, outcome: dict) -> dict:
         "queue_total": queue.num_rows,
     }
     return report
+
+
+# What a report keeps of a HubSpot pull or push (`leadflow.hubspot.sync`'s outcome).
+SYNC_KEYS = {
+    "pull": ("status", "error", "contacts", "events", "contacts_until", "events_until"),
+    "push": ("status", "error", "sent", "failed", "skipped", "requests", "without_record_id",
+             "failures", "refused"),
+}  # fmt: skip
+
+
+def sync_summary(direction: str, result: dict) -> dict:
+    """What a report keeps of one HubSpot direction of a run."""
+    kept = {key: result[key] for key in SYNC_KEYS[direction] if result.get(key) is not None}
+    if direction == "pull":
+        kept["batches"] = len(result.get("batches", []))
+    return kept
 
 
 def _ingested(item: dict) -> dict:
@@ -146,6 +166,7 @@ def summary_markdown(report: dict) -> str:
         + (f" ({len(already)} already rejected before, same content)" if already else ""),
         *(f"  - rejected: {item['reason']}" for item in rejected),
     ]
+    lines += [f"- {line}" for line in hubspot_lines(report.get("hubspot", {}))]
     last = report["last"]
     if last:
         tier = last["tier"]
@@ -159,6 +180,68 @@ def summary_markdown(report: dict) -> str:
             f"{tier['scheduled_demotions']} scheduled demotions; "
             f"{tier['projected_after_renewal']} after the renewal of {tier['renewal_date']}",
         ]
+    return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {count}" for kind, count in counts.items()) or "nothing"
+
+
+def hubspot_lines(synced: dict) -> list[str]:
+    """One line per HubSpot direction of the run (markdown)."""
+    lines = []
+    pull = synced.get("pull")
+    if pull and pull["status"] == "failed":
+        lines.append(f"**HubSpot pull failed**: {pull['error']}")
+    elif pull:
+        lines.append(
+            f"**HubSpot pull**: {pull['contacts']} contacts and {pull['events']} email events "
+            f"in {pull['batches']} batch(es)"
+        )
+    push = synced.get("push")
+    if push and push["status"] == "failed":
+        lines.append(f"**HubSpot push failed**: {push['error']} (the next run sends it)")
+    elif push:
+        verb = "would send" if push["status"] == "dry_run" else "sent"
+        line = f"**HubSpot push**: {verb} {_counts(push['sent'])}"
+        if push["failed"]:
+            line += f"; **failed** {_counts(push['failed'])} (sent again by the next push)"
+        if push["skipped"]:
+            line += f"; left out {_counts(push['skipped'])} (already so in HubSpot, or not in it)"
+        lines.append(line)
+    return lines
+
+
+def hubspot_markdown(report: dict) -> str:
+    """The `hubspot-sync` artifact: what the run pulled from and pushed to HubSpot."""
+    synced = report["hubspot"]
+    lines = [f"# HubSpot sync of the {report['title'].lower()}", ""]
+    lines += [f"- {line}" for line in hubspot_lines(synced)]
+    pull = synced.get("pull", {})
+    if pull.get("status") == "ok":
+        lines += [
+            "",
+            "| pulled | count | up to |",
+            "|---|---:|---|",
+            f"| contacts | {pull['contacts']} | {pull.get('contacts_until') or ''} |",
+            f"| email events | {pull['events']} | {pull.get('events_until') or ''} |",
+        ]
+    push = synced.get("push", {})
+    if push.get("status") in ("ok", "dry_run"):
+        kinds = sorted({*push["sent"], *push["failed"], *push["skipped"]})
+        lines += ["", "| pushed | sent | failed | left out |", "|---|---:|---:|---:|"]
+        lines += [
+            f"| {kind} | {push['sent'].get(kind, 0)} | {push['failed'].get(kind, 0)} "
+            f"| {push['skipped'].get(kind, 0)} |"
+            for kind in kinds
+        ]
+        lines += [
+            "",
+            f"{push['requests']} batch update request(s); {push['without_record_id']} contacts "
+            "have no HubSpot Record ID (not pushed).",
+        ]
+        if push.get("failures"):
+            lines += ["", "First failures:", ""] + [f"- {line}" for line in push["failures"]]
     return "\n".join(lines)
 
 
@@ -267,6 +350,9 @@ def page(report: dict) -> str:
                 + ([report["quality"]] if report["quality"] else []),
             )
         )
+    if report.get("hubspot"):
+        lines = [line.replace("**", "") for line in hubspot_lines(report["hubspot"])]
+        sections.append(Section("HubSpot", paragraphs=lines))
     last = report["last"]
     rows, why = movers(report)
     sections.append(
