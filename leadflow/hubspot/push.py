@@ -271,6 +271,8 @@ def _send(
 ) -> None:
     """The candidates, 100 contacts a request, each request's outcome recorded at once."""
     total = db.execute(text("SELECT count(DISTINCT contact_id) FROM push_candidate")).scalar_one()
+    if not total:
+        return
     stages = _stage_order(client) if settings.lifecycle_stage else {}
     after, done = -1, 0
     while True:
