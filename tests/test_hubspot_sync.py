@@ -19,7 +19,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from leadflow.config import ConfigError, load_config
-from leadflow.hubspot.client import HubSpotClient, HubSpotRetriesExhausted
+from leadflow.hubspot.client import HubSpotAuthError, HubSpotClient, HubSpotRetriesExhausted
 from leadflow.hubspot.pull import pull
 from leadflow.hubspot.push import PushRefused, push
 from leadflow.pipeline import runs
@@ -388,6 +388,49 @@ def test_a_429_storm_is_waited_out_and_sends_each_value_once(sqlite_space, porta
     assert portal.count(BATCH_UPDATE) == 5
     assert pushed_props(portal, ids["bob"])["hs_marketable_status"] == "true"
     assert push(space, client).nothing
+
+
+def test_an_interrupted_push_resumes_with_what_it_had_not_sent(
+    sqlite_url, tmp_path, portal, client
+):
+    space = connected_space(sqlite_url, tmp_path, contacts_per_batch=200)
+    load_portal(portal)
+    modified = ms(datetime.now(UTC) - timedelta(days=10))
+    for n in range(150):  # two batch updates: 100 contacts, then the rest
+        portal.add_contact(
+            {"email": f"p{n}@example.com"}, created_ms=modified, modified_ms=modified + n
+        )
+    pull(space, client)
+    run_day(space)
+    updates = 0
+
+    def revoke_after_the_first_update(endpoint, _body):
+        nonlocal updates
+        if endpoint == BATCH_UPDATE:
+            updates += 1
+            if updates == 2:
+                portal.token = "revoked"
+
+    portal.on_request = revoke_after_the_first_update
+    with pytest.raises(HubSpotAuthError):
+        push(space, client)
+    [first] = portal.bodies(BATCH_UPDATE)[:1]
+    recorded = {
+        record
+        for (record,) in rows(
+            space,
+            "SELECT DISTINCT c.hubspot_record_id FROM hubspot_pushed p "
+            "JOIN contact c ON c.id = p.contact_id",
+        )
+    }
+    assert recorded == {item["id"] for item in first["inputs"]} and len(recorded) == 100
+    portal.on_request = None
+    portal.token = TOKEN
+    resumed = push(space, client)
+    sent = {item["id"] for item in portal.bodies(BATCH_UPDATE)[-1]["inputs"]}
+    assert resumed.requests == 1 and len(sent) == 55 and not sent & recorded
+    assert push(space, client).nothing
+    space.engine.dispose()
 
 
 def test_values_refused_in_a_partial_failure_are_recorded_and_sent_next_push(

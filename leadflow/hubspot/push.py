@@ -29,6 +29,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -66,6 +67,8 @@ CANDIDATES = Table(
     Column("number", Float),  # a score's value, rounded
     prefixes=["TEMPORARY"],
 )
+# Each batch takes the next contacts by this index (created with the table).
+Index("push_candidate_contact", CANDIDATES.c.contact_id)
 
 
 class PushRefused(UserError, RuntimeError):
