@@ -58,6 +58,9 @@ grids:
     columns:
       score: engagement
       bands: [{{label: "1", gte: 30}}, {{label: "2", gte: 10}}, {{label: "3"}}]
+  fit_sign:
+    rows: {{score: fit, bands: [{{label: X, gte: 10}}, {{label: Y}}]}}
+    columns: {{score: fit, bands: [{{label: "+", gte: 0}}]}}
 """
 NOW = datetime(2026, 7, 15, tzinfo=UTC)
 
@@ -134,6 +137,8 @@ def test_every_construct_against_hand_computed_scores(space):
     grades = {email: row["grid_lead_grade"] for email, row in rows.items()}
     assert grades["a@x.com"] == "A1" and grades["f@x.com"] == "A3" and grades["n@x.com"] == "B3"
     assert grades["r@x.com"] == "C2" and grades["u@x.com"] == "C3" and grades["v@x.com"] == "C2"
+    # A column under its last gte: no cell.
+    assert (rows["a@x.com"]["grid_fit_sign"], rows["o@x.com"]["grid_fit_sign"]) == ("X+", None)
     priority = {email for email, row in rows.items() if row["priority"] == 10}
     assert priority == {"a@x.com"}  # the one contact in A1, A2 or B1
 
@@ -167,7 +172,7 @@ def test_explain_shows_groups_ranges_values_resets_and_grids(space):
         "industry = 'Software'",
     )
     assert priority.value == 10
-    [grade] = explained.grids
+    [grade, _] = explained.grids
     assert (grade.label, grade.rows, grade.columns) == (
         "A1",
         ("fit", 20, "A"),
@@ -191,7 +196,7 @@ def test_explain_and_exports_on_the_command_line(space, tmp_path, monkeypatch):
     assert "3 events: range 3-5" in result.stdout and "industry = 'Software'" in result.stdout
     assert "grid lead_grade: A1 (rows fit 20 -> A, columns engagement 43 -> 1)" in result.stdout
     result = runner.invoke(app, ["explain", "r@x.com", "--as-of", str(DAY), "--json"])
-    *scores, grade = json.loads(result.stdout)
+    *scores, grade, _ = json.loads(result.stdout)
     assert scores[0]["reset_at"].startswith("2026-06-26 22:00")
     assert grade["grid"] == "lead_grade" and grade["label"] == "C2"
 

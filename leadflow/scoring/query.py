@@ -282,6 +282,7 @@ def compile_model(
     score_layers: list[str] = []
     resets: list[tuple[str, str]] = []
     grids_due = dict(config.grids)  # each grid is added once both its scores are
+    done: set[str] = set()
     for name in config.scores_in_dependency_order():
         score = config.scores[name]
         select = []  # condition rules and the total, evaluated per target after aggregation
@@ -359,7 +360,7 @@ def compile_model(
         total = clamp_sql(" + ".join(parts), score.limit.min, score.limit.max)
         select.append(f"CAST({total} AS DOUBLE) AS {score_column(name)}")
         score_layers.append(", ".join(select))
-        done = set(config.scores_in_dependency_order()[: len(score_layers)])
+        done.add(name)
         for grid_name, grid in list(grids_due.items()):
             if {grid.rows.score, grid.columns.score} <= done:
                 score_layers.append(f"{grid_sql(grid)} AS {grid_column(grid_name)}")
