@@ -33,7 +33,7 @@ scores:
     groups:
       email: {{limit: {{max: 25}}}}
       web: {{limit: {{min: -5, max: 30}}}}
-    reset_when: {{event: deal_lost}}
+    reset_when: {{event: deal_lost, where: {{reason: {{in: [price, timing]}}}}}}
     rules:
       - {{id: open, event: email_open, points: 10, group: email}}
       - {{id: click, event: email_click, points: 20, group: email}}
@@ -79,9 +79,17 @@ EVENTS = (
     + events("a@x.com", "email_click", 1)
     + events("a@x.com", "page_view", 1, 2, 3, 8)
     + events("a@x.com", "webinar_attended", 20)
-    # r: opens, a deal lost 4 days ago, an open since; a meeting (a condition: not reset).
+    # r: opens, a deal lost on price 4 days ago, an open since, a deal lost for a reason that
+    # resets nothing; a meeting (a condition: not reset).
     + events("r@x.com", "email_open", 10, 9, 5.5, 2)
-    + events("r@x.com", "deal_lost", 4)
+    + [
+        {**event, "properties": '{"reason": "price"}'}
+        for event in events("r@x.com", "deal_lost", 4)
+    ]
+    + [
+        {**event, "properties": '{"reason": "merger"}'}
+        for event in events("r@x.com", "deal_lost", 1)
+    ]
     + events("r@x.com", "meeting_booked", 6)
     # u: an unsubscribe: -10 in the web group, whose floor is -5.
     + events("u@x.com", "email_unsubscribe", 1)
@@ -340,7 +348,7 @@ def test_every_new_key_changes_the_model_version(tmp_path: Path) -> None:
     variants = [
         base.replace("{max: 25}", "{max: 26}"),
         base.replace("points: 10, group: email}", "points: 10}"),
-        base.replace("reset_when: {event: deal_lost}", "reset_when: {event: deal_won}"),
+        base.replace("reset_when: {event: deal_lost,", "reset_when: {event: deal_won,"),
         base.replace("points: 20}]", "points: 21}]"),
         base.replace("default: -1", "default: 0"),
         base.replace("software: 20", "software: 19"),
