@@ -12,6 +12,7 @@ decays, the sections, then `LeadflowConfig` and `load_config`.
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import date
 from graphlib import CycleError, TopologicalSorter
@@ -198,6 +199,13 @@ class ScoreCondition(_Section):
         return self
 
 
+class GridCondition(_Section):
+    """Holds when the contact's cell of a grid (`grids`), as of the same day, is one of `in`."""
+
+    grid: str
+    in_: list[str] = Field(alias="in", min_length=1)
+
+
 class StageSet(_Section):
     """The stages a `stage` condition accepts."""
 
@@ -268,6 +276,7 @@ _CONDITION_FORMS: dict[str, type[BaseModel]] = {
     "event": EventCondition,
     "property": PropertyCondition,
     "score": ScoreCondition,
+    "grid": GridCondition,
     "stage": StageCondition,
     "suppressed": SuppressedCondition,
     "unengaged": UnengagedCondition,
@@ -280,6 +289,7 @@ Condition = Annotated[
     _tagged(EventCondition, "EventCondition")
     | _tagged(PropertyCondition, "PropertyCondition")
     | _tagged(ScoreCondition, "ScoreCondition")
+    | _tagged(GridCondition, "GridCondition")
     | _tagged(StageCondition, "StageCondition")
     | _tagged(SuppressedCondition, "SuppressedCondition")
     | _tagged(UnengagedCondition, "UnengagedCondition")
@@ -348,14 +358,65 @@ Decay = Annotated[
 ]
 
 
+class CountRange(_Section):
+    """`points` when the number of matching events is within `count`."""
+
+    count: EventCount
+    points: float
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The counts it takes, as a closed interval (empty if low > high)."""
+        low = max(self.count.gte or 0, self.count.eq if self.count.eq is not None else 0)
+        high = min(
+            float("inf") if self.count.lte is None else self.count.lte,
+            float("inf") if self.count.eq is None else self.count.eq,
+        )
+        return low, high
+
+
+def _describe_range(low: float, high: float) -> str:
+    return f"{low:g}+" if high == float("inf") else f"{low:g}-{high:g}"
+
+
 class EventRule(EventMatch):
     """Every matching event adds `points × decay(age)`; the rule's total is capped at
-    ±`max_points`. `decay` overrides the score's default."""
+    ±`max_points`. `decay` overrides the score's default. With `ranges` instead of `points`:
+    the points of the range the number of matching events falls in, once, undecayed."""
 
     id: RuleId
-    points: float
+    points: float | None = None
+    ranges: list[CountRange] | None = Field(None, min_length=1)
     max_points: PositiveFloat | None = None
     decay: Decay | None = None
+    group: str | None = None
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges_disjoint(cls, ranges: list[CountRange] | None) -> list[CountRange] | None:
+        """A count must fall in one range at most, so that the points are never ambiguous."""
+        for index, item in enumerate(ranges or []):
+            low, high = item.bounds
+            if low > high:
+                raise ValueError(f"[{index}].count matches no number of events")
+            for earlier in range(index):
+                other_low, other_high = ranges[earlier].bounds
+                if low <= other_high and other_low <= high:
+                    raise ValueError(
+                        f"[{index}] (count {_describe_range(low, high)}) overlaps [{earlier}] "
+                        f"(count {_describe_range(other_low, other_high)})"
+                    )
+        return ranges
+
+    @model_validator(mode="after")
+    def _points_or_ranges(self) -> Self:
+        if (self.points is None) == (self.ranges is None):
+            raise ValueError("give points (per event) or ranges (points by count), one of them")
+        if self.ranges is not None:
+            for key in ("max_points", "decay"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: not with ranges (a range's points count once)")
+        return self
 
 
 class ConditionRule(_Section):
@@ -364,20 +425,62 @@ class ConditionRule(_Section):
     id: RuleId
     when: Condition
     points: float
+    group: str | None = None
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def value_key(key: bool | int | float | str) -> float | str:
+    """What a value table's key matches: a number (`10`, "10", "1e1": any value equal to it
+    as a number), else the text trimmed and in lower case (true/false for booleans)."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int | float):
+        return float(key)
+    text = key.strip()
+    return float(text) if _NUMBER.fullmatch(text) else text.lower()
+
+
+class ValueRule(_Section):
+    """The points of the contact property's value as of the day scored, `default` for any
+    other value or none (README: Scores, value tables)."""
+
+    id: RuleId
+    property: str = Field(min_length=1)
+    values: dict[ScalarValue, float] = Field(min_length=1)
+    default: float = 0
+    group: str | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _keys_distinct(cls, values: dict) -> dict:
+        seen: dict[float | str, Any] = {}
+        for key in values:
+            matched = value_key(key)
+            if matched in seen:
+                raise ValueError(
+                    f"{seen[matched]!r} and {key!r} are the same value (matching ignores case "
+                    "and surrounding spaces, and compares numbers as numbers)"
+                )
+            seen[matched] = key
+        return values
 
 
 Rule = Annotated[
-    _tagged(EventRule, "EventRule") | _tagged(ConditionRule, "ConditionRule"),
+    _tagged(EventRule, "EventRule")
+    | _tagged(ConditionRule, "ConditionRule")
+    | _tagged(ValueRule, "ValueRule"),
     Discriminator(
-        _class_by_key({"event": EventRule, "when": ConditionRule}),
+        _class_by_key({"event": EventRule, "when": ConditionRule, "property": ValueRule}),
         custom_error_type="rule_form",
         custom_error_message="a rule needs exactly one of the keys event (event rule), "
-        "when (condition rule)",
+        "when (condition rule), property (value table)",
     ),
 ]
 
 
-def _unique_ids(rules: list[EventRule | ConditionRule] | list["DemotionRule"]) -> None:
+def _unique_ids(rules: list[EventRule | ConditionRule | ValueRule] | list["DemotionRule"]) -> None:
     """Rule ids name rules in explanations and audits, so they must not repeat."""
     seen: set[str] = set()
     for rule in rules:
@@ -399,17 +502,53 @@ class Limit(_Section):
         return self
 
 
+class GroupLimit(_Section):
+    """A group's subtotal is clamped to [min, max]; either bound may be left out."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _require_any(self, ("min", "max"))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class Group(_Section):
+    """Rules naming the group add up to its subtotal, clamped before the score's limit."""
+
+    limit: GroupLimit
+
+
+class ResetMatch(EventMatch):
+    """The event that resets a score's event rules: the latest one matching, as of the day."""
+
+    @model_validator(mode="after")
+    def _no_window(self) -> Self:
+        if self.within_days is not None:
+            raise ValueError("within_days: not allowed (the latest matching event ever resets)")
+        return self
+
+
 class Score(_Section):
     """A named score: the sum of its rules' contributions as of a day, clamped (README: Scores)."""
 
     limit: Limit
     # Decay of event rules that do not set their own.
     decay: Decay = "none"
+    # Group name -> its limit; a rule naming a group adds to the group's capped subtotal.
+    groups: dict[RuleId, Group] = Field(default_factory=dict)
+    # Events of the event rules before the latest event matching this count for nothing.
+    reset_when: ResetMatch | None = None
     rules: list[Rule] = Field(min_length=1)
 
     @field_validator("rules")
     @classmethod
-    def _ids_unique(cls, rules: list[EventRule | ConditionRule]) -> list[EventRule | ConditionRule]:
+    def _ids_unique(
+        cls, rules: list[EventRule | ConditionRule | ValueRule]
+    ) -> list[EventRule | ConditionRule | ValueRule]:
         _unique_ids(rules)
         return rules
 
@@ -485,6 +624,32 @@ def _check_band_order(bands: list[Band]) -> list[Band]:
 
 
 BandList = Annotated[list[Band], Field(min_length=1), AfterValidator(_check_band_order)]
+
+
+class GridAxis(_Section):
+    """One side of a grid: a score and its bands (labels, highest first)."""
+
+    score: str
+    bands: BandList
+
+
+class Grid(_Section):
+    """Each contact's cell: the row band's label, then the column band's (`A` + `1` = `A1`)."""
+
+    rows: GridAxis
+    columns: GridAxis
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.label + c.label for r in self.rows.bands for c in self.columns.bands]
+
+    @model_validator(mode="after")
+    def _labels_distinct(self) -> Self:
+        labels = self.labels
+        for label in labels:
+            if labels.count(label) > 1:
+                raise ValueError(f"two cells are both labelled {label!r}: rename a band")
+        return self
 
 
 class Lifecycle(_Section):
@@ -620,7 +785,7 @@ class HubSpot(_Section):
 
 
 # Sections whose change means "the model changed, rescore everyone" (README: Scores, rule changes).
-_RULE_SECTIONS = {"scores", "bands", "lifecycle", "marketing"}
+_RULE_SECTIONS = {"scores", "bands", "grids", "lifecycle", "marketing"}
 
 
 class LeadflowConfig(_Section):
@@ -630,6 +795,7 @@ class LeadflowConfig(_Section):
     contract: Contract
     scores: dict[ScoreName, Score] = Field(default_factory=dict)
     bands: dict[str, BandList] = Field(default_factory=dict)
+    grids: dict[ScoreName, Grid] = Field(default_factory=dict)
     lifecycle: Lifecycle = Lifecycle()
     marketing: Marketing = Marketing()
     ingest: Ingest = Ingest()
@@ -669,6 +835,38 @@ class LeadflowConfig(_Section):
         self.scores_in_dependency_order()
         return self
 
+    @model_validator(mode="after")
+    def _groups_and_grids_resolve(self) -> Self:
+        for name, score in self.scores.items():
+            named = {rule.group for rule in score.rules if rule.group is not None}
+            for index, rule in enumerate(score.rules):
+                if rule.group is not None and rule.group not in score.groups:
+                    declared = ", ".join(score.groups) or "none declared"
+                    raise ValueError(
+                        f"scores.{name}.rules[{index}].group: unknown group {rule.group!r} "
+                        f"(groups: {declared})"
+                    )
+            for group in score.groups:
+                if group not in named:
+                    raise ValueError(f"scores.{name}.groups.{group}: no rule names this group")
+        for name, grid in self.grids.items():
+            for axis in ("rows", "columns"):
+                score = getattr(grid, axis).score
+                if score not in self.scores:
+                    raise ValueError(f"grids.{name}.{axis}.score: unknown score {score!r}")
+        for path, condition in self.conditions():
+            if isinstance(condition, GridCondition):
+                grid = self.grids.get(condition.grid)
+                if grid is None:
+                    raise ValueError(f"{path}.grid: unknown grid {condition.grid!r}")
+                for label in condition.in_:
+                    if label not in grid.labels:
+                        raise ValueError(
+                            f"{path}.in: {label!r} is not a cell of grid {condition.grid!r} "
+                            f"({', '.join(grid.labels)})"
+                        )
+        return self
+
     def conditions(self) -> Iterator[tuple[str, Condition]]:
         """Every condition of the config, nested ones included, with its key path."""
         for name, score in self.scores.items():
@@ -682,15 +880,18 @@ class LeadflowConfig(_Section):
             yield from walk_condition(rule.when, f"marketing.demote[{index}].when")
 
     def scores_in_dependency_order(self) -> list[str]:
-        """Score names, each after the scores its rules' `score` conditions read."""
-        dependencies = {
-            name: {
-                condition.score
-                for _, condition in score.conditions()
-                if isinstance(condition, ScoreCondition)
-            }
-            for name, score in self.scores.items()
-        }
+        """Score names, each after the scores its rules' `score` conditions read (and the
+        scores of the grids its `grid` conditions read)."""
+        dependencies = {name: set() for name in self.scores}
+        for name, score in self.scores.items():
+            for _, condition in score.conditions():
+                if isinstance(condition, ScoreCondition):
+                    dependencies[name].add(condition.score)
+                grid = (
+                    self.grids.get(condition.grid) if isinstance(condition, GridCondition) else None
+                )
+                if grid is not None:
+                    dependencies[name] |= {grid.rows.score, grid.columns.score}
         try:
             return list(TopologicalSorter(dependencies).static_order())
         except CycleError as error:

@@ -12,8 +12,10 @@ from sqlmodel import select
 from leadflow.domain import RECORD_KEY_PREFIX, STAGES
 from leadflow.lake import duckdb_connection
 from leadflow.marketing import latest_per_contact_sql, latest_sql
+from leadflow.scoring.conditions import grid_column
 from leadflow.scoring.query import as_of_end
-from leadflow.sql import literal
+from leadflow.scoring.scores import prepare_day, read_contacts
+from leadflow.sql import identifier, literal
 from leadflow.store.db import read_arrow, session_scope
 from leadflow.workspace import Workspace
 from models import QuarantinedRow
@@ -44,7 +46,8 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
     suppression and stage entry days as the runs up to `day` left them (a contact no run has
     seen yet has an empty marketing_status). An entry day is the earliest of the run's and the
     record's (a HubSpot export's `Date entered …`). A contact known by its HubSpot Record ID
-    only has an empty email."""
+    only has an empty email. With `grids` configured, each contact's cell of each grid as of
+    `day` (`grid_<name>`), computed from its scores of that day (no grid is stored)."""
     entered = ", ".join(
         f"min(CASE WHEN stage = {literal(stage)} THEN CAST(day AS TEXT) END)" for stage in STAGES
     )
@@ -53,7 +56,7 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
     schema = pa.schema(
         [(name, pa.string()) for name in (*CONTACT_COLUMNS[: -len(STAGES) - 1], "created_at")]
         + [(f"date_entered_{stage}", pa.string()) for stage in STAGES]
-        + [("hubspot_record_id", pa.string())]
+        + [("hubspot_record_id", pa.string()), ("contact_id", pa.int64())]
     )
     by_day = literal(day.isoformat())
     rows = read_arrow(
@@ -69,7 +72,7 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
                         ELSE c.email END,
                    COALESCE(s.value, c.initial_stage), m.value,
                    COALESCE(d.value, 'none'), COALESCE(p.value, 'false'), c.creation_source,
-                   CAST(c.created_at AS TEXT), {entry_columns}, c.hubspot_record_id
+                   CAST(c.created_at AS TEXT), {entry_columns}, c.hubspot_record_id, c.id
             FROM contact c
             LEFT JOIN ({latest_per_contact_sql("stage_move", "to_stage", day)}) s
                 ON s.contact_id = c.id
@@ -81,8 +84,16 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
     )
     with duckdb_connection() as connection:
         connection.register("rows", rows)
+        grids, joined = "", ""
+        if workspace.config.grids:
+            prepare_day(workspace, connection, day, read_contacts(workspace))
+            grids = "".join(
+                f", g.{grid_column(name)} AS {identifier('grid_' + name)}"
+                for name in workspace.config.grids
+            )
+            joined = "LEFT JOIN day_scored g USING (contact_id)"
         return connection.sql(
-            "SELECT * EXCLUDE (created_at) FROM rows "
+            f"SELECT rows.* EXCLUDE (created_at, contact_id){grids} FROM rows {joined} "
             "WHERE created_at::TIMESTAMPTZ < $end OR marketing_status IS NOT NULL "
             "ORDER BY email, hubspot_record_id",
             params={"end": as_of_end(day, workspace.config)},

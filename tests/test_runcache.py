@@ -1,7 +1,9 @@
 """The run cache against what it saves re-reading: the aggregate ledger against a full pass
 over the lake (day after day, across windows, step decay, a DST change, gaps, a batch of late
-events and a step back), and the state mirror against the state store (through day runs,
-admin changes, late data undone and replayed, a contacts batch, a demotion's whole life)."""
+events and a step back, with groups, value tables, frequency ranges, a grid and resets by
+events arriving between days and late), and the state mirror against the state store (through
+day runs, admin changes, late data undone and replayed, a contacts batch, a demotion's whole
+life)."""
 
 import math
 from collections import Counter
@@ -38,9 +40,23 @@ EXTRA_RULES = [
      "decay": {"percent": 50, "every_days": 7}},
     {"id": "clicks-this-week", "points": 12,
      "when": {"event": "email_click", "within_days": 7, "count": {"gte": 1}}},
+    {"id": "visits", "event": "page_view", "within_days": 7, "group": "web",
+     "ranges": [{"count": {"gte": 1, "lte": 2}, "points": 5},
+                {"count": {"gte": 3, "lte": 5}, "points": 10},
+                {"count": {"gte": 6}, "points": 20}]},
 ]  # fmt: skip
+# The scoring constructs of README: Scores, over the shipped rules and the ones above.
+CONSTRUCTS = {
+    "groups": {"email": {"limit": {"max": 40}}, "web": {"limit": {"min": -5, "max": 25}}},
+    "reset_when": {"event": "deal_lost"},
+}
+GRID = {
+    "rows": {"score": "fit", "bands": [{"label": "A", "gte": 5}, {"label": "B"}]},
+    "columns": {"score": "engagement", "bands": [{"label": "1", "gte": 60}, {"label": "2"}]},
+}
 
 
+VISITS = 9  # the index of EXTRA_RULES' visits among the engagement rules
 updates: list[str] = []  # how the ledger got to each day: rebuilt | advanced | unchanged
 
 
@@ -65,10 +81,10 @@ def scored(space, day: date, ledger: bool) -> dict[str, dict]:
             end = as_of_end(day, space.config)
             events = space.lake.events_sql(committed)
             model = compile_model(space.config, events, False, end, lifecycle=True, marketing=True)
+            full_events = model.events_with_resets(whole_base_events_sql(events, end))
             full = by_email(
                 connection.sql(
-                    f"""SELECT e.email, {model.aggregates}
-                        FROM ({whole_base_events_sql(events, end)}) e GROUP BY e.email"""
+                    f"SELECT e.email, {model.aggregates} FROM ({full_events}) e GROUP BY e.email"
                 )
             )
             assert_same(by_email(connection.sql(f"SELECT * FROM {LEDGER_TABLE}")), full, day)
@@ -95,7 +111,19 @@ def assert_same(incremental: dict[str, dict], full: dict[str, dict], day: date) 
 @pytest.fixture
 def space(sqlite_url: str, tmp_path: Path):
     config = yaml.safe_load((PROJECT_ROOT / "leadflow.yaml").read_text())
-    config["scores"]["engagement"]["rules"] += EXTRA_RULES
+    engagement = config["scores"]["engagement"]
+    engagement["rules"] += EXTRA_RULES
+    engagement.update(CONSTRUCTS)
+    for rule in engagement["rules"]:
+        if rule["id"] in ("email-open", "email-click", "recent-open"):
+            rule["group"] = "email"
+    config["scores"]["fit"]["rules"].append(
+        {"id": "industry", "property": "industry", "values": {"software": 5, "Finance": 3}}
+    )
+    config["grids"] = {"lead_grade": GRID}
+    config["lifecycle"]["promote"]["salesqualifiedlead"] = {
+        "any": [{"event": "sales_accepted"}, {"grid": "lead_grade", "in": ["A1"]}]
+    }
     path = tmp_path / "leadflow.yaml"
     path.write_text(yaml.safe_dump(config))
     return make_workspace(sqlite_url, tmp_path, path)
@@ -116,6 +144,28 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
         for n in range(33)
     ]  # fmt: skip
     ingest_file(space, write_csv(tmp_path / "sends.csv", sends, EVENT_HEADER), now=NOW)
+
+    # Visits leaving a 7-day window one a day (ranges 6+, 3-5, 1-2 in turn); a contact whose
+    # deal is lost between two day runs, then again; and resets that arrive late (below).
+    def event(email: str, kind: str, when: str, n: int) -> dict:
+        return event_row(f"{email}-{kind}-{n}", email=email, type_=kind, occurred_at=when)
+
+    own = [
+        event("visits@example.com", "page_view", f"2026-10-{d}T09:00:00+00:00", d)
+        for d in range(14, 21)
+    ]
+    for n in range(33):
+        for email in ("reset@example.com", "late-reset@example.com"):
+            day = date(2026, 10, 1) + timedelta(days=n)
+            own.append(event(email, "email_open", f"{day}T08:00:00+00:00", n))
+    own += [
+        event("reset@example.com", "deal_lost", f"2026-10-{d}T12:00:00+00:00", d) for d in (22, 25)
+    ]
+    ingest_file(space, write_csv(tmp_path / "own.csv", own, EVENT_HEADER), now=NOW)
+    late = [
+        event("late-reset@example.com", "deal_lost", "2026-10-12T12:00:00+00:00", 12),
+        event("reset@example.com", "deal_lost", "2026-10-10T12:00:00+00:00", 10),
+    ]
     days = [
         date(2026, 10, 20),
         date(2026, 10, 21),
@@ -125,22 +175,32 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
         date(2026, 11, 2),  # a week on: windows of 3 and 7 days pass, the step decay steps
     ]
     changed_days = 0
+    visits, resets = [], []
     for day in days:
         full = scored(space, day, ledger=False)
         incremental = scored(space, day, ledger=True)
         assert_same(incremental, full, day)
         changed_days += any(row["events_seen"] for row in full.values())
+        visits.append(incremental["visits@example.com"][f"rule:engagement:{VISITS}"])
+        resets.append(incremental["reset@example.com"]["reset:engagement"])
     assert changed_days == len(days)
     assert updates == ["rebuilt"] + ["advanced"] * (len(days) - 1)
+    assert visits == [20, 20, 10, 5, 5, 0]
+    assert [str(at)[:10] if at else None for at in resets] == [None, None] + ["2026-10-22"] + [
+        "2026-10-25"
+    ] * 3
 
     # A batch of events up to a month old arrives: the same day again, then the next.
     ingest_file(space, held_back)
+    ingest_file(space, write_csv(tmp_path / "late.csv", late, EVENT_HEADER), now=NOW)
     for day in (date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 3)):
         assert_same(scored(space, day, True), scored(space, day, False), day)
     # An earlier day than the ledger's: rebuilt whole, still the same.
     day = date(2026, 10, 30)
     assert_same(scored(space, day, True), scored(space, day, False), day)
     assert updates[len(days) :] == ["advanced", "advanced", "unchanged", "rebuilt"]
+    grades = scored(space, day, False)
+    assert grades["reset@example.com"]["grid:lead_grade"] in ("B1", "B2")
 
 
 def mirror_rows(space) -> dict[str, list[tuple]]:

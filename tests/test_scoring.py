@@ -437,3 +437,93 @@ def test_graymail_thresholds_and_suppression(database_url, tmp_path):
         "soft@x.com": 0,
     }
     space.engine.dispose()
+
+
+CONSTRUCTS_CONFIG = """
+account: {timezone: Europe/Paris}
+contract: {renewal_date: 2027-03-01, marketing_contact_tier: 100}
+scores:
+  engagement:
+    limit: {min: -30, max: 60}
+    decay: {half_life_days: 30}
+    groups: {email: {limit: {max: 25}}, web: {limit: {min: -5, max: 15}}}
+    reset_when: {event: deal_lost}
+    rules:
+      - {id: open, event: email_open, points: 10, group: email}
+      - {id: click, event: email_click, points: 20, group: email, decay: none}
+      - id: visits
+        event: page_view
+        within_days: 14
+        group: web
+        ranges: [{count: {gte: 1, lte: 2}, points: 5}, {count: {gte: 3, lte: 5}, points: 10},
+                 {count: {gte: 6}, points: 20}]
+      - {id: unsubscribed, event: email_unsubscribe, points: -10, group: web, decay: none}
+      - {id: webinar, event: webinar_attended, points: 8}
+"""
+CONSTRUCT_KINDS = (
+    "email_open",
+    "email_click",
+    "page_view",
+    "email_unsubscribe",
+    "webinar_attended",
+    "deal_lost",
+)
+
+
+def reference_constructs(events: list[tuple[str, float]]) -> float:
+    """README: Scores' groups, frequency ranges and resets written plainly, for
+    CONSTRUCTS_CONFIG: events older than the latest deal lost count for nothing."""
+    reset = min((age for kind, age in events if kind == "deal_lost"), default=math.inf)
+    kept = [(kind, age) for kind, age in events if age <= reset]
+    email = sum(10 * 0.5 ** (age / 30) for kind, age in kept if kind == "email_open")
+    email += 20 * sum(1 for kind, _ in kept if kind == "email_click")
+    visits = sum(1 for kind, age in kept if kind == "page_view" and age < 14)
+    web = 20 if visits >= 6 else 10 if visits >= 3 else 5 if visits >= 1 else 0
+    web -= 10 * sum(1 for kind, _ in kept if kind == "email_unsubscribe")
+    webinar = sum(8 * 0.5 ** (age / 30) for kind, age in kept if kind == "webinar_attended")
+    total = min(email, 25) + min(max(web, -5), 15) + webinar
+    return min(max(total, -30.0), 60.0)
+
+
+@pytest.fixture
+def constructs_space(sqlite_url, tmp_path: Path):
+    config = tmp_path / "leadflow.yaml"
+    config.write_text(CONSTRUCTS_CONFIG)
+    space = make_workspace(sqlite_url, tmp_path, config)
+    yield space, tmp_path
+    space.engine.dispose()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from(CONSTRUCT_KINDS), st.floats(min_value=0.001, max_value=60)),
+        max_size=14,
+    )
+)
+def test_groups_ranges_and_resets_equal_a_plain_reference(constructs_space, events):
+    space, folder = constructs_space
+    email = f"c{next(COUNTER)}@example.com"
+    rows = [
+        event_row(
+            f"{email}-{i}",
+            email=email,
+            type_=kind,
+            occurred_at=(END - timedelta(days=age)).isoformat(),
+        )
+        for i, (kind, age) in enumerate(events)
+    ] or [event_row(f"{email}-0", email=email, type_="form_submission", occurred_at=at(500))]
+    ingest_file(
+        space,
+        write_csv(folder / f"{email}.csv", rows, EVENT_HEADER),
+        now=datetime(2026, 7, 15, tzinfo=UTC),
+    )
+    rounded = [(kind, round(age * 86400e6) / 86400e6) for kind, age in events]
+    [engagement] = explain(space, email, DAY)
+    assert engagement.value == pytest.approx(reference_constructs(rounded), abs=2e-4)
+    assert engagement.total_before_limit == pytest.approx(
+        sum(r.contribution for r in engagement.rules if r.group is None)
+        + sum(group.capped for group in engagement.groups)
+    )

@@ -24,23 +24,26 @@ def explain(
     as_json: AsJson = False,
 ) -> None:
     """Why a contact has its scores as of --as-of (default yesterday): each rule's
-    contribution (with the count, newest and oldest of its events), summing to the total
-    before the score's limit, then the score and its band."""
-    from leadflow.scoring.scores import explain as explain_scores
-    from leadflow.scoring.scores import yesterday
+    contribution (with the count, newest and oldest of its events), each group's subtotal and
+    its limit, summing to the total before the score's limit, then the score and its band; and
+    the contact's cell of each grid."""
+    from leadflow.scoring.scores import explain_contact, yesterday
 
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
-    explanations = explain_scores(space, email, day)
+    explained = explain_contact(space, email, day)
     if as_json:
-        print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
+        items = [asdict(item) for item in explained.scores + explained.grids]
+        print(json.dumps(items, default=str, indent=2))
         return
-    for item in explanations:
+    for item in explained.scores:
         table = Table(
             title=f"{item.score} of {item.email} as of {item.day}: {item.value:g}"
             + (f" ({item.band})" if item.band else "")
         )
-        for column in ("rule", "kind", "points", "contrib.", "events", "newest", "oldest"):
+        grouped = bool(item.groups)
+        columns = ("rule", "kind", "points", "contrib.", "events", "newest", "oldest")
+        for column in (*columns[:2], *(("group",) if grouped else ()), *columns[2:]):
             table.add_column(column, overflow="fold")
         left_out = 0
         for rule in item.rules:
@@ -48,23 +51,59 @@ def explain(
             if rule.machine_left_out:
                 events += f" (+{rule.machine_left_out} machine)"
                 left_out += rule.machine_left_out
+            points = f"{rule.points:g}" if rule.points is not None else rule.detail or ""
             table.add_row(
                 rule.rule,
                 rule.kind,
-                f"{rule.points:g}",
+                *((rule.group or "",) if grouped else ()),
+                points,
                 f"{rule.contribution:.4f}",
                 events,
                 str(rule.newest or "")[:16],
                 str(rule.oldest or "")[:16],
             )
-        table.add_row("total", "", "", f"{item.total_before_limit:.4f}", "", "", "")
+        for group in item.groups:
+            bounds = f"{'' if group.min is None else f'{group.min:g}'}.."
+            bounds += "" if group.max is None else f"{group.max:g}"
+            capped = f"limit {bounds} -> {group.capped:.4f}" if group.limited else f"limit {bounds}"
+            table.add_row(
+                f"group {group.group}", "", group.group, capped, f"{group.subtotal:.4f}",
+                "", "", "",
+            )  # fmt: skip
+        table.add_row(
+            "total",
+            "",
+            *(("",) if grouped else ()),
+            "",
+            f"{item.total_before_limit:.4f}",
+            "",
+            "",
+            "",
+        )
+        captions = []
+        if item.reset_at is not None:
+            captions.append(
+                f"reset by the event of {str(item.reset_at)[:16]}: event rules count "
+                "the events from then on"
+            )
         if left_out:
-            table.caption = (
+            captions.append(
                 f"{left_out} opens or clicks made by machines left out (a rule counts them "
                 "with `machine: include`)"
             )
+        table.caption = "; ".join(captions) or None
         console.print(table)
         console.print(f"limit {item.limit[0]:g}..{item.limit[1]:g} -> {item.value:g}")
+    for grid in explained.grids:
+        (row_score, row_value, row_band), (column_score, column_value, column_band) = (
+            grid.rows,
+            grid.columns,
+        )
+        console.print(
+            f"grid {grid.grid}: {grid.label or '-'} (rows {row_score} {row_value:g} -> "
+            f"{row_band or '-'}, columns {column_score} {column_value:g} -> {column_band or '-'})",
+            markup=False,
+        )
 
 
 @app.command()

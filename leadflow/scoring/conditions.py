@@ -16,6 +16,7 @@ from leadflow.config import (
     Condition,
     EventCondition,
     EventMatch,
+    GridCondition,
     NotCondition,
     PropertyCondition,
     ScoreCondition,
@@ -126,6 +127,10 @@ def score_column(name: str) -> str:
     return identifier(f"score:{name}")
 
 
+def grid_column(name: str) -> str:
+    return identifier(f"grid:{name}")
+
+
 def bounds_sql(
     expression: str, eq: float | None = None, gte: float | None = None, lte: float | None = None
 ) -> str:
@@ -158,6 +163,10 @@ def condition_sql(condition: Condition, features: Features) -> str:
             return "(" + " AND ".join(parts) + ")"
         case ScoreCondition(score=name, gte=gte, lte=lte):
             return bounds_sql(score_column(name), gte=gte, lte=lte)
+        case GridCondition(grid=name, in_=labels):
+            # The grid's cell, computed once both its scores are (scores that read it come after).
+            cells = ", ".join(quote(label) for label in labels)
+            return f"COALESCE({grid_column(name)} IN ({cells}), false)"
         case SuppressedCondition(suppressed=wanted):
             features.needs_suppression = True
             return f"({'' if wanted else 'NOT '}COALESCE(suppressed, false))"

@@ -26,7 +26,13 @@ import pyarrow as pa
 from leadflow.lake import EventLake
 from leadflow.pipeline.runcache import get_meta, set_meta, transaction
 from leadflow.scoring.conditions import DAY_SECONDS, quote
-from leadflow.scoring.query import GRAYMAIL_SENDS_ENGAGED, CompiledModel, whole_base_events_sql
+from leadflow.scoring.query import (
+    GRAYMAIL_SENDS_ENGAGED,
+    CompiledModel,
+    reset_at_column,
+    reset_column,
+    whole_base_events_sql,
+)
 
 LEDGER_TABLE = "cache.aggregates"
 MARGIN_DAYS = 0.01  # reading a day's file too many is harmless; one too few is not
@@ -97,7 +103,7 @@ def _rebuild(
     end: datetime,
     key: str,
 ) -> None:
-    events = whole_base_events_sql(lake.events_sql(committed), end)
+    events = model.events_with_resets(whole_base_events_sql(lake.events_sql(committed), end))
     connection.execute(
         f"""CREATE OR REPLACE TABLE cache.ledger_next AS
             SELECT e.email, {model.aggregates} FROM ({events}) e GROUP BY e.email"""
@@ -129,32 +135,74 @@ def _advance(
         else "true"
     )
     at_end, at_previous = quote(end.isoformat()), quote(previous.isoformat())
-    connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE ledger_delta AS
-            SELECT e.email, {_delta_sql(model)}
-            FROM (SELECT ev.*,
+    # The events read, each with its contact's reset times as the ledger holds them.
+    held_resets = "".join(
+        f", o.{reset_column(score)} AS {reset_at_column(score)}" for score, _ in model.resets
+    )
+    events = f"""SELECT ev.*{held_resets},
                          ({_seconds(end)} - epoch(ev.occurred_at)) / {DAY_SECONDS} AS age,
                          ({_seconds(previous)} - epoch(ev.occurred_at)) / {DAY_SECONDS}
                              AS age_before,
                          ev.occurred_at < {at_end}::TIMESTAMPTZ AS counted,
                          {old_batch} AND ev.occurred_at < {at_previous}::TIMESTAMPTZ
                              AS carried
-                  FROM {lake.relation(read)} ev) e
-            WHERE e.counted OR e.carried
+                  FROM {lake.relation(read)} ev
+                  {f"LEFT JOIN {LEDGER_TABLE} o ON o.email = ev.email" if model.resets else ""}"""
+    _reset_contacts(connection, model, events)
+    connection.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ledger_delta AS
+            SELECT e.email, {_delta_sql(model)}
+            FROM ({events}) e
+            WHERE (e.counted OR e.carried) AND e.email NOT IN (SELECT email FROM ledger_reset)
             GROUP BY e.email"""
     )
     elapsed = (end - previous).total_seconds() / DAY_SECONDS
+    # Contacts whose reset moved: all their events, from the lake (the only full read).
+    recomputed = ""
+    if model.resets:
+        reset = model.events_with_resets(
+            whole_base_events_sql(
+                lake.events_sql(committed), end, "ev.email IN (SELECT email FROM ledger_reset)"
+            )
+        )
+        recomputed = f"""
+            UNION ALL BY NAME
+            SELECT e.email, {model.aggregates} FROM ({reset}) e GROUP BY e.email"""
     connection.execute(
         f"""CREATE OR REPLACE TABLE cache.ledger_next AS
             SELECT COALESCE(o.email, d.email) AS email, {_merge_sql(model, elapsed)}
-            FROM {LEDGER_TABLE} o FULL OUTER JOIN ledger_delta d ON d.email = o.email"""
+            FROM {LEDGER_TABLE} o FULL OUTER JOIN ledger_delta d ON d.email = o.email
+            WHERE COALESCE(o.email, d.email) NOT IN (SELECT email FROM ledger_reset){recomputed}"""
     )
-    [(corrected,)] = connection.execute("SELECT count(*) FROM ledger_delta").fetchall()
+    [(corrected,)] = connection.execute(
+        "SELECT (SELECT count(*) FROM ledger_delta) + (SELECT count(*) FROM ledger_reset)"
+    ).fetchall()
     connection.execute("DROP TABLE ledger_delta")
+    connection.execute("DROP TABLE ledger_reset")
     _commit(
         connection, committed, end, get_meta(connection, "ledger_key"),
         f"advanced ({corrected} contacts corrected)",
     )  # fmt: skip
+
+
+def _reset_contacts(
+    connection: duckdb.DuckDBPyConnection, model: CompiledModel, events: str
+) -> None:
+    """Table `ledger_reset(email)`: the contacts with a reset event newer than the ledger's
+    (or a first one). An event rule's part of every event before it changes, and those events
+    lie anywhere in the lake: such contacts are recomputed whole, not corrected."""
+    if not model.resets:
+        connection.execute("CREATE OR REPLACE TEMP TABLE ledger_reset (email VARCHAR)")
+        return
+    newer = " OR ".join(
+        f"(({match}) AND (e.{reset_at_column(score)} IS NULL "
+        f"OR e.occurred_at > e.{reset_at_column(score)}))"
+        for score, match in model.resets
+    )
+    connection.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ledger_reset AS
+            SELECT DISTINCT e.email FROM ({events}) e WHERE e.counted AND ({newer})"""
+    )
 
 
 def _delta_sql(model: CompiledModel) -> str:

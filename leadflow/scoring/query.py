@@ -18,11 +18,16 @@ import pyarrow.compute as pc
 from sqlalchemy import Engine
 
 from leadflow.config import (
+    Band,
     ConditionRule,
+    CountRange,
     EventRule,
+    Grid,
     HalfLifeDecay,
     LeadflowConfig,
     StepDecay,
+    ValueRule,
+    value_key,
 )
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.scoring.conditions import (
@@ -30,6 +35,7 @@ from leadflow.scoring.conditions import (
     Features,
     condition_sql,
     event_match_sql,
+    grid_column,
     property_column,
     quote,
     score_column,
@@ -66,6 +72,21 @@ def raw_column(score: str, index: int) -> str:
 
 def band_column(score: str) -> str:
     return f'"band_{score}"'
+
+
+def group_column(score: str, index: int) -> str:
+    """A group's subtotal before its limit (groups numbered in the order declared)."""
+    return f'"group:{score}:{index}"'
+
+
+def reset_column(score: str) -> str:
+    """The aggregate: when the latest event of the score's `reset_when` occurred (or NULL)."""
+    return f'"reset:{score}"'
+
+
+def reset_at_column(score: str) -> str:
+    """The same time on each event row, so that event rules can leave out the events before."""
+    return f'"reset_at:{score}"'
 
 
 @dataclass(frozen=True)
@@ -131,6 +152,8 @@ class CompiledModel:
     tail: str  # the CTEs after `a`, given `a`
     features: Features
     scores: list[str]
+    # (score, match) of each score's reset_when: see `reset_events_sql`.
+    resets: list[tuple[str, str]]
 
     @property
     def sql(self) -> str:
@@ -148,6 +171,10 @@ class CompiledModel:
     def steps(self) -> list[float]:
         return sorted(self.features.steps)
 
+    def events_with_resets(self, events: str) -> str:
+        """The whole base's events (`whole_base_events_sql`) with the reset times beside."""
+        return reset_events_sql(events, "e.email", self.resets)
+
     def over_aggregates(self, table: str) -> str:
         """The query with the aggregates read from `table` (one row per email, whole base)."""
         return f"WITH a AS (SELECT * FROM {table}){self.tail}"
@@ -160,6 +187,74 @@ def decay_sql(decay, age: str = "e.age") -> str:
         case StepDecay(percent=p, every_days=n):
             return f"pow(1 - {quote(p)} / 100, floor({age} / {quote(n)}))"
     return "1.0"
+
+
+def clamp_sql(expression: str, low: float | None, high: float | None) -> str:
+    if low is not None:
+        expression = f"greatest({expression}, {quote(low)})"
+    if high is not None:
+        expression = f"least({expression}, {quote(high)})"
+    return expression
+
+
+def ranges_sql(count: str, ranges: list[CountRange]) -> str:
+    """The points of the range `count` falls in (0 in none: the ranges are disjoint)."""
+    cases = []
+    for item in ranges:
+        low, high = item.bounds
+        test = f"{count} >= {quote(low)}"
+        if high != float("inf"):
+            test += f" AND {count} <= {quote(high)}"
+        cases.append(f"WHEN {test} THEN {quote(item.points)}")
+    return f"CAST(CASE {' '.join(cases)} ELSE 0 END AS DOUBLE)"
+
+
+def value_table_sql(rule: ValueRule) -> str:
+    """The points of the property's value (trimmed; numbers as numbers, text in any case)."""
+    value = f"NULLIF(trim({property_column(rule.property)}), '')"
+    cases = []
+    for key, points in rule.values.items():
+        matched = value_key(key)
+        test = (
+            f"TRY_CAST({value} AS DOUBLE) = {quote(matched)}"
+            if isinstance(matched, float)
+            else f"lower({value}) = {quote(matched)}"
+        )
+        cases.append(f"WHEN {test} THEN {quote(points)}")
+    return f"CAST(CASE {' '.join(cases)} ELSE {quote(rule.default)} END AS DOUBLE)"
+
+
+def reset_events_sql(events: str, partition: str, resets: list[tuple[str, str]]) -> str:
+    """`events` with, on each row, the time of its contact's latest reset event of each score
+    (over the same rows: the events before the end of the day scored)."""
+    if not resets:
+        return events
+    columns = ", ".join(
+        f"max(CASE WHEN {match} THEN e.occurred_at END) OVER (PARTITION BY {partition}) "
+        f"AS {reset_at_column(score)}"
+        for score, match in resets
+    )
+    return f"SELECT e.*, {columns} FROM ({events}) e"
+
+
+def bands_case_sql(column: str, bands: list[Band]) -> str:
+    """The label of the first band whose `gte` the value meets (NULL under the last `gte`)."""
+    cases = [
+        f"WHEN {column} >= {quote(band.gte)} THEN {quote(band.label)}"
+        if band.gte is not None
+        else f"ELSE {quote(band.label)}"
+        for band in bands
+    ]
+    if bands[-1].gte is not None:
+        cases.append("ELSE NULL")
+    return "CASE " + " ".join(cases) + " END"
+
+
+def grid_sql(grid: Grid) -> str:
+    """A contact's cell: its row band's label then its column band's (NULL if either is)."""
+    rows = bands_case_sql(score_column(grid.rows.score), grid.rows.bands)
+    columns = bands_case_sql(score_column(grid.columns.score), grid.columns.bands)
+    return f"({rows}) || ({columns})"
 
 
 def compile_model(
@@ -185,40 +280,59 @@ def compile_model(
     latest: list[Latest] = []
     capped: list[str] = []  # event rules' contributions, from their raw sums
     score_layers: list[str] = []
+    resets: list[tuple[str, str]] = []
+    grids_due = dict(config.grids)  # each grid is added once both its scores are
+    done: set[str] = set()
     for name in config.scores_in_dependency_order():
         score = config.scores[name]
         select = []  # condition rules and the total, evaluated per target after aggregation
+        since_reset = ""  # event rules leave out the events before the latest reset event
+        if score.reset_when is not None:
+            reset_match = event_match_sql(score.reset_when)
+            at = reset_at_column(name)
+            resets.append((name, reset_match))
+            latest.append(
+                Latest(
+                    reset_column(name), "max(e.occurred_at) FILTER (WHERE {})", reset_match, "last"
+                )
+            )
+            since_reset = f" AND (e.{at} IS NULL OR e.occurred_at >= e.{at})"
         for index, rule in enumerate(score.rules):
             column = rule_column(name, index)
             if isinstance(rule, EventRule):
-                match = event_match_sql(rule)
-                decay = score.decay_of(rule)
-                points = f"{quote(rule.points)} * {decay_sql(decay)}"
+                match = event_match_sql(rule) + since_reset
+                match_before = event_match_sql(rule, age="e.age_before") + since_reset
                 raw = raw_column(name, index)
-                half_life = decay.half_life_days if isinstance(decay, HalfLifeDecay) else None
-                # Carried from the earlier end: decayed by multiplication, or as it was then.
-                carried_age = "e.age" if half_life is not None else "e.age_before"
-                sums.append(
-                    Additive(
-                        raw,
-                        match,
-                        points,
-                        half_life,
-                        event_match_sql(rule, age="e.age_before"),
-                        f"{quote(rule.points)} * {decay_sql(decay, carried_age)}",
-                    )
-                )
-                if isinstance(decay, StepDecay):
-                    features.steps.add(float(decay.every_days))
                 if rule.within_days is not None:
                     features.windows.add(float(rule.within_days))
-                contribution = f"COALESCE({raw}, 0)"
-                if rule.max_points is not None:
-                    cap = quote(rule.max_points)
-                    contribution = f"least(greatest({contribution}, -{cap}), {cap})"
-                capped.append(f"{contribution} AS {column}")
+                if rule.ranges is not None:  # the count of matching events, points by range
+                    sums.append(Additive(raw, match, when_before=match_before))
+                    capped.append(f"{ranges_sql(f'COALESCE({raw}, 0)', rule.ranges)} AS {column}")
+                else:
+                    decay = score.decay_of(rule)
+                    points = f"{quote(rule.points)} * {decay_sql(decay)}"
+                    half_life = decay.half_life_days if isinstance(decay, HalfLifeDecay) else None
+                    # Carried from the earlier end: decayed by multiplication, or as it was then.
+                    carried_age = "e.age" if half_life is not None else "e.age_before"
+                    sums.append(
+                        Additive(
+                            raw,
+                            match,
+                            points,
+                            half_life,
+                            match_before,
+                            f"{quote(rule.points)} * {decay_sql(decay, carried_age)}",
+                        )
+                    )
+                    if isinstance(decay, StepDecay):
+                        features.steps.add(float(decay.every_days))
+                    contribution = f"COALESCE({raw}, 0)"
+                    if rule.max_points is not None:
+                        cap = quote(rule.max_points)
+                        contribution = f"least(greatest({contribution}, -{cap}), {cap})"
+                    capped.append(f"{contribution} AS {column}")
                 if explain:
-                    every = event_match_sql(rule, machines=True)
+                    every = event_match_sql(rule, machines=True) + since_reset
                     aggregates += [
                         f"count(*) FILTER (WHERE ({every}) AND NOT ({match})) "
                         f'AS "machine:{name}:{index}"',
@@ -226,18 +340,31 @@ def compile_model(
                         f'max(e.occurred_at) FILTER (WHERE {match}) AS "newest:{name}:{index}"',
                         f'min(e.occurred_at) FILTER (WHERE {match}) AS "oldest:{name}:{index}"',
                     ]
+            elif isinstance(rule, ValueRule):
+                features.properties.add(rule.property)
+                select.append(f"{value_table_sql(rule)} AS {column}")
             else:
                 assert isinstance(rule, ConditionRule)
                 held = condition_sql(rule.when, features)
                 select.append(f"CASE WHEN {held} THEN {quote(rule.points)} ELSE 0 END AS {column}")
-        total = " + ".join(
-            f"COALESCE({rule_column(name, index)}, 0)" for index in range(len(score.rules))
-        )
-        low, high = quote(score.limit.min), quote(score.limit.max)
-        select.append(
-            f"CAST(least(greatest({total}, {low}), {high}) AS DOUBLE) AS {score_column(name)}"
-        )
+        # Ungrouped rules add directly; each group adds its subtotal, clamped to its limit.
+        members: dict[str | None, list[str]] = {None: [], **{group: [] for group in score.groups}}
+        for index, rule in enumerate(score.rules):
+            members[rule.group].append(f"COALESCE({rule_column(name, index)}, 0)")
+        parts = members.pop(None)
+        for group_index, (group, terms) in enumerate(members.items()):
+            subtotal = group_column(name, group_index)
+            select.append(f"CAST({' + '.join(terms)} AS DOUBLE) AS {subtotal}")
+            limit = score.groups[group].limit
+            parts.append(clamp_sql(subtotal, limit.min, limit.max))
+        total = clamp_sql(" + ".join(parts), score.limit.min, score.limit.max)
+        select.append(f"CAST({total} AS DOUBLE) AS {score_column(name)}")
         score_layers.append(", ".join(select))
+        done.add(name)
+        for grid_name, grid in list(grids_due.items()):
+            if {grid.rows.score, grid.columns.score} <= done:
+                score_layers.append(f"{grid_sql(grid)} AS {grid_column(grid_name)}")
+                del grids_due[grid_name]
 
     if lifecycle:
         score_layers.append(f"{target_stage_sql(config, features)} AS target_stage")
@@ -330,6 +457,7 @@ def compile_model(
         # Every contact, one day (the daily run): one scan of the lake, no join with targets.
         events_cte = whole_base_events_sql(events_sql, whole_base_at)
         group_by, join_on = "e.email", "a.email = t.email"
+    events_cte = reset_events_sql(events_cte, group_by, resets)
     tail = f""",
     p AS (
         SELECT p.email, p.day{property_sql}
@@ -362,6 +490,7 @@ def compile_model(
         tail,
         features,
         config.scores_in_dependency_order(),
+        resets,
     )
 
 
@@ -429,18 +558,7 @@ def marketing_sql(config: LeadflowConfig, features: Features) -> str:
 
 def band_sql(config: LeadflowConfig, name: str) -> str:
     bands = config.bands.get(name)
-    if not bands:
-        return "NULL"
-    column = score_column(name)
-    cases = [
-        f"WHEN {column} >= {quote(band.gte)} THEN {quote(band.label)}"
-        if band.gte is not None
-        else f"ELSE {quote(band.label)}"
-        for band in bands
-    ]
-    if bands[-1].gte is not None:
-        cases.append("ELSE NULL")
-    return "CASE " + " ".join(cases) + " END"
+    return bands_case_sql(score_column(name), bands) if bands else "NULL"
 
 
 def load_properties(engine: Engine, names: set[str], email: str | None) -> pa.Table:

@@ -3,7 +3,7 @@ exports and the impact of a rule change. The SQL is built by `leadflow.scoring.q
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -22,18 +22,21 @@ from sqlalchemy import (
 )
 from sqlmodel import select
 
+from leadflow.config import ConditionRule, EventRule, ValueRule
 from leadflow.domain import RECORD_KEY_PREFIX
 from leadflow.errors import DayRangeError, UserError
 from leadflow.lake import duckdb_connection
-from leadflow.scoring.conditions import quote, score_column
+from leadflow.scoring.conditions import grid_column, property_column, quote, score_column
 from leadflow.scoring.ledger import aggregates_as_of
 from leadflow.scoring.query import (
     as_of_end,
     band_column,
     compile_model,
     compute_scores,
+    group_column,
     load_properties,
     prepare_inputs,
+    reset_column,
     rule_column,
     targets_table,
 )
@@ -157,6 +160,10 @@ def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
             for name in names
             if name in workspace.config.bands
         ]
+        columns += [
+            f"{grid_column(name)} AS {identifier('grid_' + name)}"
+            for name in workspace.config.grids
+        ]
         connection.register(
             "record_ids",
             read_arrow(
@@ -228,6 +235,7 @@ def prepare_day(
         for name in workspace.config.scores
         for column in (score_column(name), band_column(name))
     ]
+    columns += [f"s.{grid_column(name)}" for name in workspace.config.grids]
     if lifecycle:
         columns.append("s.target_stage")
     if marketing:
@@ -441,13 +449,25 @@ def _write_back(db: Connection, changed: pa.Table, day: date, version: str) -> i
 @dataclass(frozen=True)
 class RuleContribution:
     rule: str
-    kind: str  # event | condition
-    points: float
+    kind: str  # event | ranges | value | condition
+    points: float | None  # per event, or once; None: by range or by value (see `detail`)
     contribution: float
     events: int | None = None
     newest: datetime | None = None
     oldest: datetime | None = None
     machine_left_out: int | None = None  # opens or clicks made by machines, not counted
+    group: str | None = None
+    detail: str | None = None  # the range the count fell in, or the property's value
+
+
+@dataclass(frozen=True)
+class GroupSubtotal:
+    group: str
+    subtotal: float  # its rules' contributions
+    min: float | None
+    max: float | None
+    capped: float  # the subtotal within the group's limit: what the total adds
+    limited: bool  # the limit changed the subtotal
 
 
 @dataclass(frozen=True)
@@ -457,14 +477,73 @@ class Explanation:
     score: str
     value: float
     band: str | None
-    total_before_limit: float
+    total_before_limit: float  # ungrouped contributions plus the groups' capped subtotals
     limit: tuple[float, float]
     rules: list[RuleContribution]
+    groups: list[GroupSubtotal] = field(default_factory=list)
+    reset_at: datetime | None = None  # event rules count the events from then on
+
+
+@dataclass(frozen=True)
+class GridPlacement:
+    grid: str
+    email: str
+    day: date
+    label: str | None  # None if either score is below its axis' last band
+    rows: tuple[str, float, str | None]  # score, value, band label
+    columns: tuple[str, float, str | None]
+
+
+@dataclass(frozen=True)
+class ContactExplanation:
+    scores: list[Explanation]
+    grids: list[GridPlacement]
 
 
 def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
-    """Each score of one contact as of `day`, rule by rule: the contributions sum to the total,
-    which the score's limit clamps into the score."""
+    """Each score of one contact as of `day`, rule by rule (see `explain_contact`)."""
+    return explain_contact(workspace, email, day).scores
+
+
+def _range_detail(count: int, rule: EventRule) -> str:
+    for item in rule.ranges:
+        low, high = item.bounds
+        if low <= count <= high:
+            upper = "+" if high == math.inf else f"-{high:g}"
+            return f"{count} events: range {low:g}{upper}"
+    return f"{count} events: in no range"
+
+
+def _rule_contribution(row: dict, name: str, index: int, rule) -> RuleContribution:
+    contribution = float(row[rule_column(name, index).strip('"')] or 0.0)
+    if isinstance(rule, EventRule):
+        events = int(row[f"count:{name}:{index}"] or 0)
+        return RuleContribution(
+            rule.id,
+            "event" if rule.ranges is None else "ranges",
+            rule.points,
+            contribution,
+            events=events,
+            newest=row[f"newest:{name}:{index}"],
+            oldest=row[f"oldest:{name}:{index}"],
+            machine_left_out=int(row[f"machine:{name}:{index}"] or 0),
+            group=rule.group,
+            detail=None if rule.ranges is None else _range_detail(events, rule),
+        )
+    if isinstance(rule, ValueRule):
+        value = row[property_column(rule.property).strip('"')]
+        detail = f"{rule.property} = {value!r}" if value is not None else f"{rule.property}: none"
+        return RuleContribution(
+            rule.id, "value", None, contribution, group=rule.group, detail=detail
+        )
+    assert isinstance(rule, ConditionRule)
+    return RuleContribution(rule.id, "condition", rule.points, contribution, group=rule.group)
+
+
+def explain_contact(workspace: Workspace, email: str, day: date) -> ContactExplanation:
+    """Each score of one contact as of `day`, rule by rule: the ungrouped contributions and
+    each group's subtotal within its limit sum to the total, which the score's limit clamps
+    into the score; and the contact's cell of each grid."""
     email = email.strip().lower()
     check_contact(workspace, email)
     with duckdb_connection() as connection:
@@ -473,24 +552,18 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
         row = {name: values[0] for name, values in row.to_pydict().items()}
     explanations = []
     for name, score in workspace.config.scores.items():
-        rules = []
-        for index, rule in enumerate(score.rules):
-            contribution = float(row[rule_column(name, index).strip('"')] or 0.0)
-            if hasattr(rule, "event"):
-                rules.append(
-                    RuleContribution(
-                        rule.id,
-                        "event",
-                        rule.points,
-                        contribution,
-                        events=int(row[f"count:{name}:{index}"] or 0),
-                        newest=row[f"newest:{name}:{index}"],
-                        oldest=row[f"oldest:{name}:{index}"],
-                        machine_left_out=int(row[f"machine:{name}:{index}"] or 0),
-                    )
-                )
-            else:
-                rules.append(RuleContribution(rule.id, "condition", rule.points, contribution))
+        rules = [
+            _rule_contribution(row, name, index, rule) for index, rule in enumerate(score.rules)
+        ]
+        groups = []
+        for index, (group, declared) in enumerate(score.groups.items()):
+            subtotal = float(row[group_column(name, index).strip('"')])
+            low, high = declared.limit.min, declared.limit.max
+            capped = subtotal if low is None else max(subtotal, low)
+            capped = capped if high is None else min(capped, high)
+            groups.append(GroupSubtotal(group, subtotal, low, high, capped, capped != subtotal))
+        ungrouped = sum(item.contribution for item in rules if item.group is None)
+        reset_at = row.get(reset_column(name).strip('"'))
         explanations.append(
             Explanation(
                 email,
@@ -498,12 +571,25 @@ def explain(workspace: Workspace, email: str, day: date) -> list[Explanation]:
                 name,
                 round(float(row[f"score:{name}"]), DECIMALS),
                 row[f"band_{name}"],
-                sum(item.contribution for item in rules),
+                ungrouped + sum(group.capped for group in groups),
                 (score.limit.min, score.limit.max),
                 rules,
+                groups,
+                reset_at,
             )
         )
-    return explanations
+    grids = []
+    for name, grid in workspace.config.grids.items():
+        axes = []
+        for axis in (grid.rows, grid.columns):
+            value = float(row[f"score:{axis.score}"])
+            band = next(
+                (band.label for band in axis.bands if band.gte is None or value >= band.gte),
+                None,
+            )
+            axes.append((axis.score, round(value, DECIMALS), band))
+        grids.append(GridPlacement(name, email, day, row[f"grid:{name}"], axes[0], axes[1]))
+    return ContactExplanation(explanations, grids)
 
 
 def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Table:
