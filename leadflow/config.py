@@ -757,6 +757,8 @@ class HubSpotPush(_Section):
 
     scores: dict[ScoreName, HubSpotProperty] = Field(default_factory=dict)
     bands: dict[ScoreName, HubSpotProperty] = Field(default_factory=dict)
+    # Each grid's cell (`A1`), from the contact's stored scores, into the property named.
+    grids: dict[str, HubSpotProperty] = Field(default_factory=dict)
     # Scores are sent rounded to this many decimals (a change below it is not sent).
     score_decimals: int = Field(0, ge=0, le=4)
     lifecycle_stage: bool = True
@@ -832,6 +834,9 @@ class LeadflowConfig(_Section):
                     raise ValueError(f"hubspot.push.{key}.{name}: unknown score {name!r}")
                 if key == "bands" and name not in self.bands:
                     raise ValueError(f"hubspot.push.bands.{name}: the score {name!r} has no bands")
+        for name in push.grids if push else ():
+            if name not in self.grids:
+                raise ValueError(f"hubspot.push.grids.{name}: unknown grid {name!r}")
         self.scores_in_dependency_order()
         return self
 

@@ -66,7 +66,12 @@ def test_the_shipped_hubspot_example_uncommented_is_valid(tmp_path: Path) -> Non
     shipped_text = SHIPPED.read_text(encoding="utf-8")
     head, hubspot = shipped_text.split("\nhubspot:\n")
     uncommented = re.sub(r"^  # ", "  ", hubspot, flags=re.MULTILINE)
-    config = load_config(write(tmp_path, head + "\nhubspot:\n" + uncommented))
+    grids = """grids:
+  lead_grade:
+    rows: {score: fit, bands: [{label: A, gte: 5}, {label: B}]}
+    columns: {score: engagement, bands: [{label: "1", gte: 60}, {label: "2"}]}
+"""  # what hubspot.push.grids names
+    config = load_config(write(tmp_path, head + "\nhubspot:\n" + uncommented + grids))
     assert config.hubspot.token_secret == "hubspot-token"
     assert config.hubspot.pull.since == date(2026, 1, 1)
     assert config.hubspot.push.scores == {
@@ -74,6 +79,7 @@ def test_the_shipped_hubspot_example_uncommented_is_valid(tmp_path: Path) -> Non
         "fit": "leadflow_fit",
     }
     assert config.hubspot.push.max_marketing_changes == 1000
+    assert config.hubspot.push.grids == {"lead_grade": "leadflow_lead_grade"}
 
 
 def test_shipped_contract_and_account(shipped: LeadflowConfig) -> None:

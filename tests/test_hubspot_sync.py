@@ -38,7 +38,9 @@ def as_of() -> date:
     return (datetime.now(ZoneInfo("Europe/Paris")) - timedelta(days=1)).date()
 
 
-def write_config(folder: Path, contacts_per_batch: int = 2, **push_settings) -> Path:
+def write_config(
+    folder: Path, contacts_per_batch: int = 2, top_level: str = "", **push_settings
+) -> Path:
     """The shipped configuration, its renewal a month after the day run, connected to HubSpot."""
     day = as_of()
     shipped = SHIPPED_CONFIG.read_text(encoding="utf-8")
@@ -60,7 +62,8 @@ def write_config(folder: Path, contacts_per_batch: int = 2, **push_settings) -> 
     contacts_per_batch: {contacts_per_batch}
   push:
 """
-        + "".join(f"    {key}: {value}\n" for key, value in push_lines.items()),
+        + "".join(f"    {key}: {value}\n" for key, value in push_lines.items())
+        + top_level,
         encoding="utf-8",
     )
     return path
@@ -476,6 +479,45 @@ def test_the_kill_switch_refuses_a_push_of_too_many_marketing_changes(
     )
     assert push(space, client, dry_run=True).refused == str(refusal.value)
     space.engine.dispose()
+
+
+LEAD_GRADE = """grids:
+  lead_grade:
+    rows: {score: fit, bands: [{label: A, gte: 5}, {label: B}]}
+    columns: {score: engagement, bands: [{label: "1", gte: 60}, {label: "2"}]}
+"""
+
+
+def test_a_grid_cell_is_pushed_and_sent_again_only_when_it_changes(
+    sqlite_url, tmp_path, portal, client
+):
+    space = connected_space(
+        sqlite_url, tmp_path, top_level=LEAD_GRADE, grids="{lead_grade: leadflow_lead_grade}"
+    )
+    portal.define_property("leadflow_lead_grade")
+    ids = pulled_and_run(space, portal, client)
+    first = push(space, client)
+    assert first.sent["grid"] == 5
+    grades = {name: portal.contact(i)["leadflow_lead_grade"] for name, i in ids.items()}
+    # Ada and Cy are hot (engagement 76) with no fit: B1; the phone's 5 points of fit: A2.
+    assert grades == {"ada": "B1", "bob": "B2", "cy": "B1", "eve": "B2", "phone": "A2"}
+    with space.engine.begin() as db:  # Bob's engagement as a later day would leave it
+        db.execute(
+            text(
+                "UPDATE contact_score SET value = 75, band = 'hot' WHERE score = 'engagement' "
+                "AND contact_id = (SELECT id FROM contact WHERE email = 'bob@example.com')"
+            )
+        )
+    again = push(space, client)
+    assert again.sent == {"score": 1, "band": 1, "grid": 1}
+    assert portal.contact(ids["bob"])["leadflow_lead_grade"] == "B1"
+    space.engine.dispose()
+
+
+def test_the_configuration_names_grids_that_exist(tmp_path):
+    path = write_config(tmp_path, grids="{lead_grade: leadflow_lead_grade}")
+    with pytest.raises(ConfigError, match=r"hubspot\.push\.grids\.lead_grade: unknown grid"):
+        load_config(path)
 
 
 def test_the_configuration_names_scores_that_exist(tmp_path):

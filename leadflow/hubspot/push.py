@@ -2,7 +2,8 @@
 written back to the portal's contacts.
 
 What is sent, per contact with a HubSpot Record ID (README: Connect HubSpot):
-- each configured score (rounded to `score_decimals`) and band, into the properties named;
+- each configured score (rounded to `score_decimals`), band and grid cell (from the stored
+  scores), into the properties named;
 - the lifecycle stage, forward only and only to a stage the portal has: HubSpot's current stage
   is read first, and a contact HubSpot already has at that stage or further is left as it is;
 - marketing decisions, as a request in `marketing_property` that the portal's workflows carry
@@ -39,11 +40,12 @@ from sqlalchemy import (
 )
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from leadflow.config import HubSpotPush
+from leadflow.config import Grid, HubSpotPush
 from leadflow.errors import UserError
 from leadflow.hubspot.client import BATCH_UPDATE_MAX, HubSpotClient, hubspot_value
 from leadflow.hubspot.sync import finish_sync, start_sync
 from leadflow.marketing import ADMIN_RULES
+from leadflow.scoring.query import bands_case_sql
 from leadflow.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ CANDIDATES = Table(
     Column("contact_id", Integer),
     Column("record_id", String),
     Column("email", String),
-    Column("kind", String),  # score | band | stage | marketing
+    Column("kind", String),  # score | band | grid | stage | marketing
     Column("property", String),
     Column("value", String),
     Column("number", Float),  # a score's value, rounded
@@ -112,7 +114,7 @@ def push(
     try:
         with workspace.engine.connect() as db:
             try:
-                _select_candidates(db, settings)
+                _select_candidates(db, settings, workspace.config.grids)
                 summary.without_record_id = db.execute(
                     text("SELECT count(*) FROM contact WHERE hubspot_record_id IS NULL")
                 ).scalar_one()
@@ -142,7 +144,7 @@ def _summary_dict(summary: PushSummary) -> dict:
     }
 
 
-def _select_candidates(db: Connection, settings: HubSpotPush) -> None:
+def _select_candidates(db: Connection, settings: HubSpotPush, grids: dict[str, Grid]) -> None:
     """`push_candidate`: each value of a contact with a Record ID that differs from what the
     last push left in HubSpot."""
     parts, parameters = [], {"decimals": settings.score_decimals}
@@ -161,6 +163,19 @@ def _select_candidates(db: Connection, settings: HubSpotPush) -> None:
                 FROM contact_score WHERE score = :b{index}"""
         )
         parameters |= {f"bp{index}": prop, f"b{index}": score}
+    for index, (name, prop) in enumerate(settings.grids.items()):
+        grid = grids[name]
+        row = bands_case_sql("r.value", grid.rows.bands)
+        column = bands_case_sql("c.value", grid.columns.bands)
+        parts.append(
+            f"""SELECT r.contact_id, 'grid', CAST(:gp{index} AS VARCHAR),
+                       ({row}) || ({column}), CAST(NULL AS FLOAT)
+                FROM contact_score r
+                JOIN contact_score c ON c.contact_id = r.contact_id AND c.score = :gc{index}
+                WHERE r.score = :gr{index}"""
+        )
+        parameters |= {f"gp{index}": prop, f"gr{index}": grid.rows.score}
+        parameters[f"gc{index}"] = grid.columns.score
     if settings.lifecycle_stage:
         parts.append(
             "SELECT contact_id, 'stage', CAST(:stage_property AS VARCHAR), stage, "
@@ -205,7 +220,8 @@ def _select_candidates(db: Connection, settings: HubSpotPush) -> None:
                                           AND p.property = x.property
                 WHERE (x.kind = 'score'
                        AND (p.value IS NULL OR CAST(p.value AS NUMERIC) <> x.number))
-                   OR (x.kind = 'band' AND COALESCE(x.value, '') <> COALESCE(p.value, ''))
+                   OR (x.kind IN ('band', 'grid')
+                       AND COALESCE(x.value, '') <> COALESCE(p.value, ''))
                    OR (x.kind IN ('stage', 'marketing') AND x.value IS NOT NULL
                        AND x.value <> COALESCE(p.value, ''))"""
         ),
@@ -318,7 +334,7 @@ def _decide(client, settings, rows, marketing, stages) -> list[tuple]:
             decided.append((row, marketing[row.contact_id]))
         elif row.kind == "score":
             decided.append((row, Decision(_number_text(row.number, settings.score_decimals))))
-        elif row.kind == "band":
+        elif row.kind in ("band", "grid"):
             decided.append((row, Decision(row.value or "")))
         else:
             decided.append((row, _stage_decision(row, current, stages)))
