@@ -99,12 +99,17 @@ def on(day: date) -> str:
 @pytest.fixture
 def base(database_url, tmp_path: Path):
     """a reached the stage before D (left out); b reaches it inside the horizon, e reaches a
-    later stage (customer) inside it, c reaches it after it, d never. Opens before D: c 3,
-    b 2, e 1, d 1. Days run: D, D + 10, D + 20."""
+    later stage (customer) inside it, c reaches it after it, d never; f is a customer by its
+    record, undated (left out). Opens before D: c 3, b 2, e 1, d 1, f 1. Days run: D, D + 10,
+    D + 20 (and a day before any contact existed)."""
     config = tmp_path / "leadflow.yaml"
     config.write_text(CONFIG)
     space = make_workspace(database_url, tmp_path, config)
-    opens = {"a@x.com": 1, "b@x.com": 2, "c@x.com": 3, "d@x.com": 1, "e@x.com": 1}
+    record = [{"Record ID": "1", "Email": "f@x.com", "Lifecycle Stage": "Customer"}]
+    ingest_file(
+        space, write_csv(tmp_path / "hubspot.csv", record), now=datetime(2026, 7, 1, tzinfo=UTC)
+    )
+    opens = {"a@x.com": 1, "b@x.com": 2, "c@x.com": 3, "d@x.com": 1, "e@x.com": 1, "f@x.com": 1}
     rows = [
         {"email": email, "type_": "email_open", "occurred_at": on(date(2026, 6, 1 + i))}
         for email, count in opens.items()
@@ -135,7 +140,7 @@ def test_cohort_outcomes_and_another_rule_set_on_the_same_contacts(base):
     before = snapshot(space)
     result = evaluate(space, D, "salesqualifiedlead", HORIZON, other=other)
     assert snapshot(space) == before  # nothing written
-    # a left out; b and e converted; c (after the horizon) and d did not.
+    # a and f left out; b and e converted; c (after the horizon) and d did not.
     assert (result.contacts, result.converted, result.base_rate) == (4, 2, 0.5)
     engagement = result.scores["engagement"]
     # b 60 vs c 90 lost, vs d 30 won; e 30 vs c lost, vs d tied: 1.5 of 4 pairs.
@@ -158,7 +163,7 @@ def test_cohort_outcomes_and_another_rule_set_on_the_same_contacts(base):
     longer = evaluate(space, D, "salesqualifiedlead", 20)
     assert (longer.contacts, longer.converted) == (4, 3)
     customers = evaluate(space, D, "customer", HORIZON)
-    assert (customers.contacts, customers.converted) == (5, 1)  # a is before customer
+    assert (customers.contacts, customers.converted) == (5, 1)  # a is before customer, not f
 
 
 def test_refusals_are_one_line(base):
@@ -169,7 +174,7 @@ def test_refusals_are_one_line(base):
         ("salesqualifiedlead", date(2026, 6, 11), 5): "--as-of 2026-06-11 was never run",
         ("salesqualifiedlead", D, 21): "2026-07-01 is after the last day run (2026-06-30)",
         ("salesqualifiedlead", date(2026, 5, 1), 40): "no contact scored as of 2026-05-01",
-        ("evangelist", D, 10): "none of the 5 contacts before stage evangelist",
+        ("evangelist", D, 10): "none of the 6 contacts before stage evangelist",  # f too
     }
     for (stage, day, horizon), message in cases.items():
         with pytest.raises(EvaluationError, match=re.escape(message)) as raised:

@@ -13,6 +13,7 @@ from leadflow.config import LeadflowConfig, load_config
 from leadflow.evaluation import metrics
 from leadflow.evaluation.outcomes import EvaluationError, check_window, outcomes, scored
 from leadflow.lake import duckdb_connection
+from leadflow.scoring.query import load_properties, property_names
 from leadflow.scoring.scores import read_contacts
 from leadflow.workspace import Workspace
 
@@ -113,17 +114,25 @@ def evaluate(
     until = check_window(workspace, as_of, horizon_days)
     cohort = outcomes(workspace, outcome, as_of, until)
     contacts = read_contacts(workspace)
+    configs = [workspace.config] if other_config is None else [workspace.config, other_config]
+    properties = load_properties(
+        workspace.engine, set().union(*(property_names(config) for config in configs)), None
+    )
     with duckdb_connection() as connection:
         connection.register("cohort", cohort)
         current = _in_cohort(
             connection,
-            scored(workspace, workspace.config, connection, as_of, contacts, names, suggest),
+            scored(
+                workspace, workspace.config, connection, as_of, contacts, names, properties, suggest
+            ),
         )
         compared = None
         if other_config is not None:
             compared = _in_cohort(
                 connection,
-                scored(workspace, other_config, connection, as_of, contacts, compare_names),
+                scored(
+                    workspace, other_config, connection, as_of, contacts, compare_names, properties
+                ),
             )
     converted = current.column("converted").to_numpy().astype(bool)
     if len(converted) == 0:

@@ -97,13 +97,19 @@ def scored(
     day: date,
     contacts: pa.Table,
     names: list[str],
+    properties: pa.Table,
     rules: bool = False,
 ) -> pa.Table:
     """Every contact scored as of `day` by the rules of `config` (the workspace's or another
     rule set: nothing is written): contact_id, then per score in `names` its value, band (the
-    config's bands) and, with `rules`, each rule's contribution (`rule:<score>:<index>`)."""
+    config's bands) and, with `rules`, each rule's contribution (`rule:<score>:<index>`).
+    `properties`: the property history the rules read, read once for both rule sets."""
     relation = scored_relation(
-        replace(workspace, config=config), connection, [day], contacts=contacts
+        replace(workspace, config=config),
+        connection,
+        [day],
+        contacts=contacts,
+        properties=properties,
     )
     connection.register("evaluated_scores", relation)
     connection.register("evaluated_contacts", contacts)
