@@ -281,3 +281,11 @@ def test_the_command_prints_the_json_keys_and_writes_the_page(demo, monkeypatch)
     assert result.output.count("\n") == 1
     result = runner.invoke(app, [*args, "--horizon-days", "180", "--score", "nope"])
     assert result.exit_code == 1 and "unknown score 'nope'" in result.output
+    broken = root / "broken.yaml"
+    broken.write_text(SHIPPED_CONFIG.read_text().replace("event: email_open", "event: email_opn"))
+    result = runner.invoke(app, [*args, "--horizon-days", "180", "--config", str(broken)])
+    assert result.exit_code == 2, result.output  # a configuration error, as everywhere
+    assert result.output.startswith(
+        f"error: {broken}: scores.engagement.rules[0].event: unknown event type 'email_opn'"
+    )
+    assert result.output.count("\n") == 1
