@@ -18,6 +18,7 @@ from sqlalchemy import text
 from leadflow.config import LeadflowConfig
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.errors import UserError
+from leadflow.pipeline.plans import latest_day
 from leadflow.scoring.query import as_of_end, band_column, rule_column
 from leadflow.scoring.scores import scored_relation
 from leadflow.sql import literal
@@ -40,24 +41,22 @@ def stages_from(stage: str) -> list[str]:
 
 
 def check_window(workspace: Workspace, as_of: date, horizon_days: int) -> date:
-    """The last day of the horizon, once D was run and so was a day at or after D + N: the
-    outcomes after the last day run are not known yet, so such a horizon is refused (it would
-    count every later conversion as none)."""
+    """The last day of the horizon, once D was run (`day_run`: its scoring, lifecycle and
+    marketing steps committed, not undone) and so was a day at or after D + N: the outcomes
+    after the last day run are not known yet, so such a horizon is refused (it would count
+    every later conversion as none)."""
     if horizon_days < 1:
         raise EvaluationError(f"--horizon-days must be at least 1, got {horizon_days}")
     with workspace.engine.connect() as db:
-        ran = db.execute(
-            text("SELECT count(*) FROM scoring_run WHERE day = :day"), {"day": as_of}
-        ).scalar()
-        last = db.execute(text("SELECT max(day) FROM scoring_run")).scalar()
+        ran = db.execute(text("SELECT count(*) FROM day_run WHERE day = :day"), {"day": as_of})
+        ran = ran.scalar()
+    last = latest_day(workspace)
     if not ran:
         raise EvaluationError(
             f"--as-of {as_of} was never run: evaluate a day `leadflow run` or `backfill` ran "
             f"(the last one: {last or 'none yet'})"
         )
     until = as_of + timedelta(days=horizon_days)
-    if isinstance(last, str):  # SQLite returns max() of a date column as text
-        last = date.fromisoformat(last)
     if until > last:
         raise EvaluationError(
             f"--as-of {as_of} + {horizon_days} days = {until} is after the last day run "
