@@ -33,6 +33,7 @@ COMMANDS = [
     "history",
     "tier",
     "report",
+    "evaluate",
     "stage set",
     "marketing set",
     "db upgrade",

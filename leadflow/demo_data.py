@@ -10,8 +10,10 @@ What the data looks like (rates at the default 20 events per contact and year):
   opens (~20 %), clicks (~15 % of opens), bounces (~1 %), unsubscribes and spam reports; a hard
   bounce, unsubscribe or spam report stops later sends to that contact;
 - website sessions (pricing pages for the hot, careers pages for job seekers), forms, chats,
-  ad clicks, monthly webinars, a small sales funnel of hot contacts (meeting, sales_accepted,
-  deal_created, then deal_won or deal_lost) and quarterly NPS surveys of customers;
+  ad clicks, monthly webinars, a sales funnel that engaged contacts enter after a click, a
+  pricing page, a webinar or a demo request (meeting, sales_accepted, deal_created, then
+  deal_won or deal_lost: so the engagement score predicts the stages) and quarterly NPS
+  surveys of customers;
 - ~1 % of events from people not in the contacts file, arriving through forms, chats and ads;
 - bad rows injected into the first event file, and a whole batch bad enough to be rejected.
 """
@@ -369,7 +371,7 @@ NPS_SCORE_WEIGHTS = np.array([2, 1, 2, 3, 3, 6, 8, 15, 22, 20, 18], float)
 
 # Activity per contact and year for an average contact (engagement weight 1).
 RATES = {"sessions": 1.8, "forms": 0.3, "chats": 0.08, "ads": 0.25, "meetings": 0.03}
-FUNNEL_SHARE = 0.02  # of contacts entering the sales funnel per year
+FUNNEL_SHARE = 0.1  # of contacts entering the sales funnel per year (roughly)
 CUSTOMER_SHARE = 0.03  # existing customers, surveyed for NPS quarterly
 
 # How occurred_at is written: UTC as "+00:00" or "Z", Europe/Paris local time, naive UTC.
@@ -443,6 +445,16 @@ class _EventLog:
         for name, value in values.items():
             dtype = {"type": np.int8, "t": np.int64}.get(name, np.int32)
             self._columns[name].append(np.broadcast_to(np.asarray(value, dtype), (n,)))
+
+    def moments(self, *kinds: tuple[str, int | None]) -> tuple[np.ndarray, np.ndarray]:
+        """(person, t) of the events so far of each `(type, url code or None: any url)`."""
+        type_ = np.concatenate(self._columns["type"])
+        url = np.concatenate(self._columns["url"])
+        match = np.zeros(len(type_), bool)
+        for event_type, url_code in kinds:
+            match |= (type_ == TYPE_CODE[event_type]) & (url_code is None or url == url_code)
+        person = np.concatenate(self._columns["person"])[match]
+        return person, np.concatenate(self._columns["t"])[match]
 
     def collect(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """All events in [start, stop) by time; the sort is stable so output is reproducible.
@@ -518,7 +530,7 @@ def generate_demo_data(
     steps.done("web activity")
     _webinars(rng, log, clock, people, start, stop, days, scale)
     steps.done("webinars")
-    customers = _sales_funnel(rng, log, clock, people, start, days, scale)
+    customers = _sales_funnel(rng, log, people, start, days, scale)
     steps.done("sales funnel")
     _nps_surveys(rng, log, customers, start, stop)
     steps.done("NPS surveys")
@@ -925,8 +937,15 @@ def _webinars(rng, log: _EventLog, clock: _Clock, people: _People, start, stop, 
         log.add("webinar_attended", who[attended], joined_at, url=url, campaign=campaign)
 
 
-def _sales_funnel(rng, log: _EventLog, clock: _Clock, people: _People, start, days, scale):
-    """Hot contacts going meeting -> sales_accepted -> deal_created -> deal_won | deal_lost.
+def _sales_funnel(rng, log: _EventLog, people: _People, start, days, scale):
+    """Engaged contacts going meeting -> sales_accepted -> deal_created -> deal_won | deal_lost.
+
+    Sales hears of a contact through what it does: each email click, pricing page view,
+    webinar attended or demo request may start its journey (the same small chance each), a
+    contact's first such moment starts it, and sales accepts it within days. So the contacts
+    about to convert are the engaged ones, as in a real funnel, and the engagement score
+    predicts the stages `sales_accepted`, `deal_created` and `deal_won` lead to. Journeys
+    that end after the window are cut there.
 
     Returns when each contact became a customer (int64 max if never): existing customers
     before the window, the funnel's winners when they won.
@@ -934,16 +953,29 @@ def _sales_funnel(rng, log: _EventLog, clock: _Clock, people: _People, start, da
     n = len(people.created)
     customer_since = np.full(n, np.iinfo(np.int64).max)
     customer_since[people.customer] = start - 1
-    weight = people.propensity**2 * (people.created < start) * ~people.customer
-    weight *= ~people.job_seeker
-    size = min(np.count_nonzero(weight), max(8, round(FUNNEL_SHARE * scale * n * days / 365)))
+    person, t = log.moments(
+        ("email_click", None),
+        ("webinar_attended", None),
+        ("page_view", log.url.code(SITE + "/pricing")),
+        ("form_submission", log.url.code(SITE + FORMS["demo-request"][1])),
+    )
+    eligible = ~people.customer & ~people.job_seeker
+    inside = (person < n) & (t >= start)
+    person, t = person[inside], t[inside]
+    keep = eligible[person]
+    person, t = person[keep], t[keep]
+    target = max(8, round(FUNNEL_SHARE * scale * n * days / 365))
+    started = rng.random(len(person)) < min(1.0, target / max(len(person), 1))
+    person, t = person[started], t[started]
+    order = np.lexsort((t, person))
+    who, first = np.unique(person[order], return_index=True)
+    heard_at = t[order][first]
+    size = len(who)
     if size == 0:
         return customer_since
-    who = rng.choice(n, size, replace=False, p=weight / weight.sum())
-    # Whole journeys fit in the window: start in its first 70 %, steps shrink with short windows.
-    step = min(1.0, days / 365) * DAY
-    met_at = clock.sample(rng, start, start + int(0.7 * days * DAY), size)
-    accepted_at = met_at + (rng.uniform(0.5, 10, size) * step).astype(np.int64)
+    step = min(1.0, days / 365) * DAY  # shorter steps in a short window
+    met_at = heard_at + (rng.uniform(0.1, 2, size) * step).astype(np.int64)
+    accepted_at = met_at + (rng.uniform(0.5, 5, size) * step).astype(np.int64)
     created_at = accepted_at + (rng.uniform(1, 20, size) * step).astype(np.int64)
     closed_at = created_at + (rng.uniform(7, 60, size) * step).astype(np.int64)
     outcome = rng.permutation(np.resize(np.array(["won", "lost", "won", "lost", "open"]), size))

@@ -1,7 +1,8 @@
 """The `leadflow` command line.
 
-Commands are grouped by what they work on (`data`, `runs`, `scores`, `admin`, `hubspot`); each
-module registers its commands on `app`. Importing this package imports typer and rich only.
+Commands are grouped by what they work on (`data`, `runs`, `scores`, `evaluate`, `admin`,
+`hubspot`); each module registers its commands on `app`. Importing this package imports typer
+and rich only.
 """
 
 import os
@@ -39,7 +40,7 @@ def options(
         show_log_lines()
 
 
-from leadflow.cli import admin, data, hubspot, runs, scores  # noqa: E402, F401  (commands)
+from leadflow.cli import admin, data, evaluate, hubspot, runs, scores  # noqa: E402, F401  (commands)
 
 
 def main() -> None:
