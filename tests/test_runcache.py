@@ -96,6 +96,17 @@ def assert_same(incremental: dict[str, dict], full: dict[str, dict], day: date) 
 def space(sqlite_url: str, tmp_path: Path):
     config = yaml.safe_load((PROJECT_ROOT / "leadflow.yaml").read_text())
     config["scores"]["engagement"]["rules"] += EXTRA_RULES
+    # Company scores read by a lifecycle rule: windows over every contact, after the scores.
+    config["companies"] = {
+        "scores": {
+            "account": {"from": "engagement", "aggregate": {"mean_of_top": 3}},
+            "reach": {"from": "engagement", "aggregate": "sum"},
+        },
+        "bands": {"account": [{"label": "hot", "gte": 40}, {"label": "cold"}]},
+    }
+    config["lifecycle"]["promote"]["marketingqualifiedlead"]["any"].append(
+        {"company_score": "account", "gte": 40}
+    )
     path = tmp_path / "leadflow.yaml"
     path.write_text(yaml.safe_dump(config))
     return make_workspace(sqlite_url, tmp_path, path)
@@ -131,6 +142,8 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
         assert_same(incremental, full, day)
         changed_days += any(row["events_seen"] for row in full.values())
     assert changed_days == len(days)
+    bands = Counter(row["company_band:account"] for row in full.values())
+    assert bands["hot"] and bands["cold"] and bands[None]  # the company layers are exercised
     assert updates == ["rebuilt"] + ["advanced"] * (len(days) - 1)
 
     # A batch of events up to a month old arrives: the same day again, then the next.

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from leadflow.cli import app
-from leadflow.cli.common import Day, console, errors, handled, workspace
+from leadflow.cli.common import Day, console, errors, fail, handled, workspace
 from leadflow.cli.output import print_tier
 
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
@@ -19,18 +19,27 @@ AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
 @app.command()
 @handled
 def explain(
-    email: Annotated[str, typer.Argument(help="The contact's email.")],
+    email: Annotated[str | None, typer.Argument(help="The contact's email.")] = None,
+    company: Annotated[
+        str | None, typer.Option(help="A company's domain, instead of a contact.")
+    ] = None,
     as_of: Day = None,
     as_json: AsJson = False,
 ) -> None:
     """Why a contact has its scores as of --as-of (default yesterday): each rule's
     contribution (with the count, newest and oldest of its events), summing to the total
-    before the score's limit, then the score and its band."""
+    before the score's limit, then the score and its band. With --company DOMAIN: each
+    company score, its aggregate, and the company's contacts with the highest scores."""
     from leadflow.scoring.scores import explain as explain_scores
     from leadflow.scoring.scores import yesterday
 
+    if (email is None) == (company is None):
+        fail("give a contact's EMAIL or --company DOMAIN (one of them)")
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
+    if company is not None:
+        print_company_explanation(space, company, day, as_json)
+        return
     explanations = explain_scores(space, email, day)
     if as_json:
         print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
@@ -65,6 +74,33 @@ def explain(
             )
         console.print(table)
         console.print(f"limit {item.limit[0]:g}..{item.limit[1]:g} -> {item.value:g}")
+
+
+def print_company_explanation(space, domain: str, day, as_json: bool) -> None:
+    """`explain --company`: per company score, the aggregate and its top contacts."""
+    from leadflow.companies.scores import explain_company
+
+    explanations = explain_company(space, domain, day)
+    if as_json:
+        print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
+        return
+    for item in explanations:
+        table = Table(
+            title=f"{item.score} of {item.domain} as of {item.day}: {item.value:g}"
+            + (f" ({item.band})" if item.band else "")
+        )
+        for column in ("contact", item.source, "counted"):
+            table.add_column(column, overflow="fold")
+        for contributor in item.contributors:
+            table.add_row(
+                contributor.email, f"{contributor.score:g}", "yes" if contributor.counted else ""
+            )
+        if item.others:
+            table.add_row(f"{item.others} more contacts", f"{item.others_total:g} in all", "")
+        console.print(table)
+        console.print(
+            f"{item.aggregate} of {item.source} over {item.contacts} contacts -> {item.value:g}"
+        )
 
 
 @app.command()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from leadflow.config import (
     AllCondition,
     AnyCondition,
+    CompanyScoreCondition,
     Condition,
     EventCondition,
     EventMatch,
@@ -106,6 +107,7 @@ class Features:
     needs_suppression: bool = False
     needs_engagement: bool = False
     needs_stage: bool = False
+    needs_company_scores: bool = False  # the company layers (leadflow.companies.scores)
 
     def count_column(self, match: EventMatch) -> str:
         for column, existing in self.event_counts.items():
@@ -124,6 +126,10 @@ def property_column(name: str) -> str:
 
 def score_column(name: str) -> str:
     return identifier(f"score:{name}")
+
+
+def company_score_column(name: str) -> str:
+    return identifier(f"company_score:{name}")
 
 
 def bounds_sql(
@@ -158,6 +164,10 @@ def condition_sql(condition: Condition, features: Features) -> str:
             return "(" + " AND ".join(parts) + ")"
         case ScoreCondition(score=name, gte=gte, lte=lte):
             return bounds_sql(score_column(name), gte=gte, lte=lte)
+        case CompanyScoreCondition(company_score=name, gte=gte, lte=lte):
+            # NULL for a contact without a company: the condition does not hold (its `not` does).
+            features.needs_company_scores = True
+            return f"COALESCE({bounds_sql(company_score_column(name), gte=gte, lte=lte)}, false)"
         case SuppressedCondition(suppressed=wanted):
             features.needs_suppression = True
             return f"({'' if wanted else 'NOT '}COALESCE(suppressed, false))"
