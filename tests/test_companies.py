@@ -13,7 +13,13 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from leadflow.cli import app
-from leadflow.companies.membership import company_sql, free_mail_domains, normalised_domain_sql
+from leadflow.companies.membership import (
+    EMAIL_DOMAIN,
+    company_sql,
+    email_domain_sql,
+    free_mail_domains,
+    normalised_domain_sql,
+)
 from leadflow.companies.scores import companies_as_of, explain_company
 from leadflow.ingest.load import ingest_file
 from leadflow.lake import duckdb_connection
@@ -144,7 +150,9 @@ def test_a_contact_belongs_to_its_company_domain_else_its_email_domain(
     email, company_domain, company
 ):
     row = duckdb.execute(
-        f'SELECT {company_sql()} FROM (SELECT ? AS email, ? AS "prop:company_domain")',
+        f"""SELECT {company_sql()} FROM (
+                SELECT *, {email_domain_sql()} AS {EMAIL_DOMAIN}
+                FROM (SELECT ? AS email, ? AS "prop:company_domain"))""",
         [email, company_domain],
     ).fetchone()
     assert row == (company,)
