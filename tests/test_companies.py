@@ -21,6 +21,7 @@ from leadflow.companies.membership import (
     normalised_domain_sql,
 )
 from leadflow.companies.scores import companies_as_of, explain_company
+from leadflow.errors import UserError
 from leadflow.ingest.load import ingest_file
 from leadflow.lake import duckdb_connection
 from leadflow.marketing import read_state
@@ -371,3 +372,8 @@ def test_the_model_version_follows_the_companies_section(tmp_path):
     assert len({plain, summed, maxed}) == 3
     block = "companies:\n  scores:\n    acct:\n      aggregate: sum\n      from: engagement\n"
     assert load_text(tmp_path, MINIMAL + ENGAGEMENT + block).model_version == summed
+
+
+def test_company_commands_need_a_companies_section(sqlite_workspace):
+    with pytest.raises(UserError, match="^the configuration has no companies section: add"):
+        companies_as_of(sqlite_workspace, DAY)

@@ -473,7 +473,6 @@ def _read_properties(engine: Engine, where: str) -> pa.Table:
 
 
 STAGES_SCHEMA = pa.schema([("email", pa.string()), ("stage", pa.string())])
-CREATED_SCHEMA = pa.schema([("email", pa.string()), ("created_at", pa.string())])
 PROPERTY_SCHEMA = pa.schema(
     [
         ("email", pa.string()),
@@ -501,15 +500,16 @@ def prepare_inputs(
     connection.register(
         "stages_arrow", stages if stages is not None else STAGES_SCHEMA.empty_table()
     )
-    connection.register(
-        "created_arrow", created if created is not None else CREATED_SCHEMA.empty_table()
-    )
+    created_at, created_join = "NULL::TIMESTAMPTZ", ""
+    if created is not None:  # only where company scores are computed: no join otherwise
+        connection.register("created_arrow", created)
+        created_at = "c.created_at::TIMESTAMPTZ"
+        created_join = " LEFT JOIN created_arrow c USING (email)"
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE targets AS "
         "SELECT t.email, t.day, t.as_of_end::TIMESTAMPTZ AS as_of_end, s.stage, "
-        "c.created_at::TIMESTAMPTZ AS created_at "
-        "FROM targets_arrow t LEFT JOIN stages_arrow s USING (email) "
-        "LEFT JOIN created_arrow c USING (email)"
+        f"{created_at} AS created_at "
+        f"FROM targets_arrow t LEFT JOIN stages_arrow s USING (email){created_join}"
     )
     if not isinstance(property_history, str):
         connection.register("property_history", property_history)

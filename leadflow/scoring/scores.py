@@ -127,7 +127,9 @@ def scored_relation(
         emails = pa.array(check_contact(workspace, email), pa.string())
     else:
         contacts = contacts if contacts is not None else read_contacts(workspace)
-        emails, created = contacts.column("email"), contacts.select(["email", "created_at"])
+        emails = contacts.column("email")
+        if workspace.config.companies is not None:  # company members exist on the day
+            created = contacts.select(["email", "created_at"])
     if properties is None:
         properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
