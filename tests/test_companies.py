@@ -29,7 +29,7 @@ from leadflow.pipeline.days import execute
 from leadflow.pipeline.plans import plan_daily
 from leadflow.pipeline.runcache import attached
 from leadflow.scoring.scores import scored_relation
-from tests.conftest import make_workspace
+from tests.conftest import fresh_postgres_schema, make_workspace
 from tests.test_config import MINIMAL, error_of, load_text, write
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv
 
@@ -125,6 +125,23 @@ def space(database_url, tmp_path: Path):
     space.engine.dispose()
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def loaded(request, tmp_path_factory):
+    """The same data, loaded once per database for the tests that only read it."""
+    folder = tmp_path_factory.mktemp(f"companies-{request.param}")
+    if request.param == "sqlite":
+        space = make_space(f"sqlite:///{folder / 'state.db'}", folder)
+        yield space
+        space.engine.dispose()
+        return
+    with fresh_postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        space = make_space(url, folder)
+        yield space
+        space.engine.dispose()
+
+
 # --- Membership ---------------------------------------------------------------------------------
 
 
@@ -182,10 +199,10 @@ GAMMA = {"domain": "gamma.org", "contacts": 1, "total": 10.0, "band_total": "col
          "best": 10.0, "top2": 10.0, "band_top2": None}  # fmt: skip
 
 
-def test_company_scores_aggregate_their_contacts_scores_as_of_the_day(space):
-    assert companies_as_of(space, DAY).to_pylist() == [ACME, BETA, GAMMA]
+def test_company_scores_aggregate_their_contacts_scores_as_of_the_day(loaded):
+    assert companies_as_of(loaded, DAY).to_pylist() == [ACME, BETA, GAMMA]
     # The day before: a1 10, the others 0; sam's open made him 10 and beta.io with him.
-    before = {row["domain"]: row for row in companies_as_of(space, BEFORE).to_pylist()}
+    before = {row["domain"]: row for row in companies_as_of(loaded, BEFORE).to_pylist()}
     assert before["acme.com"] == {
         "domain": "acme.com", "contacts": 4, "total": 10.0, "band_total": "cold",
         "best": 10.0, "top2": 5.0, "band_top2": None,
@@ -247,8 +264,8 @@ def marketing(space) -> dict[str, str]:
         )
 
 
-def test_explain_a_company_lists_its_contacts_and_what_counts(space):
-    total, best, top2 = explain_company(space, "WWW.Acme.com", DAY)
+def test_explain_a_company_lists_its_contacts_and_what_counts(loaded):
+    total, best, top2 = explain_company(loaded, "WWW.Acme.com", DAY)
     assert (total.domain, total.value, total.band, total.aggregate, total.contacts) == (
         "acme.com", 60.0, "hot", "sum", 4,
     )  # fmt: skip
@@ -261,10 +278,10 @@ def test_explain_a_company_lists_its_contacts_and_what_counts(space):
     assert [c.counted for c in top2.contributors] == [True, True, False, False]
 
 
-def test_export_and_explain_from_the_command_line(space, tmp_path, monkeypatch):
-    monkeypatch.setenv("LEADFLOW_DATABASE_URL", space.engine.url.render_as_string(False))
-    monkeypatch.setenv("LEADFLOW_LAKE", str(space.lake.root))
-    monkeypatch.setenv("LEADFLOW_CONFIG", str(tmp_path / "leadflow.yaml"))
+def test_export_and_explain_from_the_command_line(loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", loaded.engine.url.render_as_string(False))
+    monkeypatch.setenv("LEADFLOW_LAKE", str(loaded.lake.root))
+    monkeypatch.setenv("LEADFLOW_CONFIG", str(loaded.lake.root.parent / "leadflow.yaml"))
     runner = CliRunner()
     out = tmp_path / "companies.csv"
     day = ["--as-of", DAY.isoformat()]
