@@ -206,6 +206,20 @@ class GridCondition(_Section):
     in_: list[str] = Field(alias="in", min_length=1)
 
 
+class CompanyScoreCondition(_Section):
+    """Holds when the score of the contact's company (`companies.scores`), as of the same day,
+    is within the bounds; never for a contact without a company (README: Company scores)."""
+
+    company_score: str
+    gte: float | None = None
+    lte: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Self:
+        _require_any(self, ("gte", "lte"))
+        return self
+
+
 class StageSet(_Section):
     """The stages a `stage` condition accepts."""
 
@@ -277,6 +291,7 @@ _CONDITION_FORMS: dict[str, type[BaseModel]] = {
     "property": PropertyCondition,
     "score": ScoreCondition,
     "grid": GridCondition,
+    "company_score": CompanyScoreCondition,
     "stage": StageCondition,
     "suppressed": SuppressedCondition,
     "unengaged": UnengagedCondition,
@@ -290,6 +305,7 @@ Condition = Annotated[
     | _tagged(PropertyCondition, "PropertyCondition")
     | _tagged(ScoreCondition, "ScoreCondition")
     | _tagged(GridCondition, "GridCondition")
+    | _tagged(CompanyScoreCondition, "CompanyScoreCondition")
     | _tagged(StageCondition, "StageCondition")
     | _tagged(SuppressedCondition, "SuppressedCondition")
     | _tagged(UnengagedCondition, "UnengagedCondition")
@@ -786,8 +802,45 @@ class HubSpot(_Section):
         return None if name is None else Account._known_timezone(name)
 
 
+class MeanOfTop(_Section):
+    """The mean of the company's N highest contact scores (of all of them if it has fewer)."""
+
+    mean_of_top: PositiveInt
+
+
+def _aggregate_form(value: Any) -> str | None:
+    if value in ("sum", "max"):
+        return "SumOrMax"
+    return "MeanOfTop" if isinstance(value, MeanOfTop | dict) else None
+
+
+CompanyAggregate = Annotated[
+    _tagged(Literal["sum", "max"], "SumOrMax") | _tagged(MeanOfTop, "MeanOfTop"),
+    Discriminator(
+        _aggregate_form,
+        custom_error_type="aggregate_form",
+        custom_error_message="aggregate must be sum, max or {mean_of_top: N}",
+    ),
+]
+
+
+class CompanyScore(_Section):
+    """A company's score as of a day, from one contact score of its contacts that day."""
+
+    from_: ScoreName = Field(alias="from")
+    aggregate: CompanyAggregate
+
+
+class Companies(_Section):
+    """Company scores built from their contacts' scores, and their bands (README: Company
+    scores)."""
+
+    scores: dict[ScoreName, CompanyScore] = Field(min_length=1)
+    bands: dict[str, BandList] = Field(default_factory=dict)
+
+
 # Sections whose change means "the model changed, rescore everyone" (README: Scores, rule changes).
-_RULE_SECTIONS = {"scores", "bands", "grids", "lifecycle", "marketing"}
+_RULE_SECTIONS = {"scores", "bands", "grids", "lifecycle", "marketing", "companies"}
 
 
 class LeadflowConfig(_Section):
@@ -804,6 +857,8 @@ class LeadflowConfig(_Section):
     events: Events = Events()
     segment: Segment = Segment()
     hubspot: HubSpot = HubSpot()
+    # None (no section): no company scores, and the model version of a config without them.
+    companies: Companies | None = None
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -870,6 +925,32 @@ class LeadflowConfig(_Section):
                             f"{path}.in: {label!r} is not a cell of grid {condition.grid!r} "
                             f"({', '.join(grid.labels)})"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _company_references_resolve(self) -> Self:
+        """Company scores read contact scores, so contact score rules cannot read them."""
+        companies = self.companies
+        for name, company_score in companies.scores.items() if companies else ():
+            if company_score.from_ not in self.scores:
+                raise ValueError(
+                    f"companies.scores.{name}.from: unknown score {company_score.from_!r}"
+                )
+        for name in companies.bands if companies else ():
+            if name not in companies.scores:
+                raise ValueError(f"companies.bands.{name}: unknown company score {name!r}")
+        for path, condition in self.conditions():
+            if not isinstance(condition, CompanyScoreCondition):
+                continue
+            if path.startswith("scores."):
+                raise ValueError(
+                    f"{path}.company_score: company score conditions are allowed in lifecycle "
+                    "and marketing rules only (company scores are built from contact scores)"
+                )
+            if companies is None or condition.company_score not in companies.scores:
+                raise ValueError(
+                    f"{path}.company_score: unknown company score {condition.company_score!r}"
+                )
         return self
 
     def conditions(self) -> Iterator[tuple[str, Condition]]:

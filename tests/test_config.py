@@ -232,7 +232,7 @@ scores:
         pytest.param(
             ENGAGEMENT + "      - {id: x, when: {evnt: page_view}, points: 1}\n",
             "scores.engagement.rules[1].when: a condition needs exactly one of the keys event, "
-            "property, score, grid, stage, suppressed, unengaged, all, any, not",
+            "property, score, grid, company_score, stage, suppressed, unengaged, all, any, not",
             id="condition-of-no-known-form",
         ),
         pytest.param(

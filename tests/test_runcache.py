@@ -124,6 +124,17 @@ def space(sqlite_url: str, tmp_path: Path):
     config["lifecycle"]["promote"]["salesqualifiedlead"] = {
         "any": [{"event": "sales_accepted"}, {"grid": "lead_grade", "in": ["A1"]}]
     }
+    # Company scores read by a lifecycle rule: windows over every contact, after the scores.
+    config["companies"] = {
+        "scores": {
+            "account": {"from": "engagement", "aggregate": {"mean_of_top": 3}},
+            "reach": {"from": "engagement", "aggregate": "sum"},
+        },
+        "bands": {"account": [{"label": "hot", "gte": 40}, {"label": "cold"}]},
+    }
+    config["lifecycle"]["promote"]["marketingqualifiedlead"]["any"].append(
+        {"company_score": "account", "gte": 40}
+    )
     path = tmp_path / "leadflow.yaml"
     path.write_text(yaml.safe_dump(config))
     return make_workspace(sqlite_url, tmp_path, path)
@@ -184,6 +195,8 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
         visits.append(incremental["visits@example.com"][f"rule:engagement:{VISITS}"])
         resets.append(incremental["reset@example.com"]["reset:engagement"])
     assert changed_days == len(days)
+    bands = Counter(row["company_band:account"] for row in full.values())
+    assert bands["hot"] and bands["cold"] and bands[None]  # the company layers are exercised
     assert updates == ["rebuilt"] + ["advanced"] * (len(days) - 1)
     assert visits == [20, 20, 10, 5, 5, 0]
     assert [str(at)[:10] if at else None for at in resets] == [None, None] + ["2026-10-22"] + [

@@ -36,6 +36,7 @@ class ExportWhat(StrEnum):
     quarantine = "quarantine"
     scores = "scores"
     contacts = "contacts"
+    companies = "companies"
 
 
 @app.command()
@@ -88,14 +89,16 @@ def ingest(
 @app.command()
 @handled
 def export(
-    what: Annotated[ExportWhat, typer.Argument(help="quarantine, scores or contacts.")],
+    what: Annotated[ExportWhat, typer.Argument(help="quarantine, scores, contacts or companies.")],
     out: Annotated[Path, typer.Option(help="The CSV file to write.")],
     as_of: Day = None,
 ) -> None:
     """Write a CSV file. quarantine: every quarantined row (file, row, reason, raw). scores:
     email, one column per score and band_<score> per banded score, computed as of --as-of
     (default yesterday). contacts: email, lifecycle_stage, marketing_status, demotion,
-    suppressed, creation_source and date_entered_<stage>, as the runs up to --as-of left them."""
+    suppressed, creation_source and date_entered_<stage>, as the runs up to --as-of left them.
+    companies: domain, contacts, each company score and band_<score> per banded one, computed
+    as of --as-of."""
     from leadflow.exports import contacts_as_of, export_quarantine, write_csv
     from leadflow.scoring.scores import scores_as_of, yesterday
 
@@ -105,6 +108,13 @@ def export(
         console.print(f"{count} quarantined rows written to {out}")
         return
     day = as_of.date() if as_of else yesterday(space)
+    if what is ExportWhat.companies:
+        from leadflow.companies.scores import companies_as_of
+
+        table = companies_as_of(space, day)
+        write_csv(table, out)
+        console.print(f"{table.num_rows} companies as of {day} written to {out}")
+        return
     if what is ExportWhat.contacts:
         from leadflow.pipeline.plans import coverage_note
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from leadflow.cli import app
-from leadflow.cli.common import Day, console, errors, handled, workspace
+from leadflow.cli.common import Day, console, errors, fail, handled, workspace
 from leadflow.cli.output import print_tier
 
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
@@ -19,18 +19,27 @@ AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
 @app.command()
 @handled
 def explain(
-    email: Annotated[str, typer.Argument(help="The contact's email.")],
+    email: Annotated[str | None, typer.Argument(help="The contact's email.")] = None,
+    company: Annotated[
+        str | None, typer.Option(help="A company's domain, instead of a contact.")
+    ] = None,
     as_of: Day = None,
     as_json: AsJson = False,
 ) -> None:
     """Why a contact has its scores as of --as-of (default yesterday): each rule's
     contribution (with the count, newest and oldest of its events), each group's subtotal and
     its limit, summing to the total before the score's limit, then the score and its band; and
-    the contact's cell of each grid."""
+    the contact's cell of each grid. With --company DOMAIN: each company score, its aggregate,
+    and the company's contacts with the highest scores."""
     from leadflow.scoring.scores import explain_contact, yesterday
 
+    if (email is None) == (company is None):
+        fail("give a contact's EMAIL or --company DOMAIN (one of them)")
     space = workspace()
     day = as_of.date() if as_of else yesterday(space)
+    if company is not None:
+        print_company_explanation(space, company, day, as_json)
+        return
     explained = explain_contact(space, email, day)
     if as_json:
         items = [asdict(item) for item in explained.scores + explained.grids]
@@ -103,6 +112,33 @@ def explain(
             f"grid {grid.grid}: {grid.label or '-'} (rows {row_score} {row_value:g} -> "
             f"{row_band or '-'}, columns {column_score} {column_value:g} -> {column_band or '-'})",
             markup=False,
+        )
+
+
+def print_company_explanation(space, domain: str, day, as_json: bool) -> None:
+    """`explain --company`: per company score, the aggregate and its top contacts."""
+    from leadflow.companies.scores import explain_company
+
+    explanations = explain_company(space, domain, day)
+    if as_json:
+        print(json.dumps([asdict(item) for item in explanations], default=str, indent=2))
+        return
+    for item in explanations:
+        table = Table(
+            title=f"{item.score} of {item.domain} as of {item.day}: {item.value:g}"
+            + (f" ({item.band})" if item.band else "")
+        )
+        for column in ("contact", item.source, "counted"):
+            table.add_column(column, overflow="fold")
+        for contributor in item.contributors:
+            table.add_row(
+                contributor.email, f"{contributor.score:g}", "yes" if contributor.counted else ""
+            )
+        if item.others:
+            table.add_row(f"{item.others} more contacts", f"{item.others_total:g} in all", "")
+        console.print(table)
+        console.print(
+            f"{item.aggregate} of {item.source} over {item.contacts} contacts -> {item.value:g}"
         )
 
 

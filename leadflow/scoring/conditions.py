@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from leadflow.config import (
     AllCondition,
     AnyCondition,
+    CompanyScoreCondition,
     Condition,
     EventCondition,
     EventMatch,
@@ -107,6 +108,7 @@ class Features:
     needs_suppression: bool = False
     needs_engagement: bool = False
     needs_stage: bool = False
+    needs_company_scores: bool = False  # the company layers (leadflow.companies.scores)
 
     def count_column(self, match: EventMatch) -> str:
         for column, existing in self.event_counts.items():
@@ -129,6 +131,10 @@ def score_column(name: str) -> str:
 
 def grid_column(name: str) -> str:
     return identifier(f"grid:{name}")
+
+
+def company_score_column(name: str) -> str:
+    return identifier(f"company_score:{name}")
 
 
 def bounds_sql(
@@ -167,6 +173,10 @@ def condition_sql(condition: Condition, features: Features) -> str:
             # The grid's cell, computed once both its scores are (scores that read it come after).
             cells = ", ".join(quote(label) for label in labels)
             return f"COALESCE({grid_column(name)} IN ({cells}), false)"
+        case CompanyScoreCondition(company_score=name, gte=gte, lte=lte):
+            # NULL for a contact without a company: the condition does not hold (its `not` does).
+            features.needs_company_scores = True
+            return f"COALESCE({bounds_sql(company_score_column(name), gte=gte, lte=lte)}, false)"
         case SuppressedCondition(suppressed=wanted):
             features.needs_suppression = True
             return f"({'' if wanted else 'NOT '}COALESCE(suppressed, false))"

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine
 
+from leadflow.companies.scores import company_layers
 from leadflow.config import (
     Band,
     ConditionRule,
@@ -264,6 +265,7 @@ def compile_model(
     whole_base_at: datetime | None = None,
     lifecycle: bool = False,
     marketing: bool = False,
+    companies: bool = False,
 ) -> CompiledModel:
     """The scoring query over `targets`, `events_sql` and `props(email, day, name, value)`.
 
@@ -272,7 +274,9 @@ def compile_model(
     are aggregated per contact in one scan instead of joined with the targets. With `lifecycle`,
     also `target_stage`: the highest stage whose `lifecycle.promote` condition holds. With
     `marketing`, also `promote` (`marketing.promote` holds), `demote_rule` (the first demote
-    rule that holds, else NULL), `suppressed` and `suppression_reason`.
+    rule that holds, else NULL), `suppressed` and `suppression_reason`. With `companies` (or
+    when lifecycle or marketing conditions read company scores; the targets must then be every
+    contact), also `company` and the company scores and bands (`leadflow.companies.scores`).
     """
     features = Features()
     aggregates: list[str] = []  # explain's
@@ -366,12 +370,16 @@ def compile_model(
                 score_layers.append(f"{grid_sql(grid)} AS {grid_column(grid_name)}")
                 del grids_due[grid_name]
 
+    company_at = len(score_layers)  # company scores: after the contact scores, before rules
     if lifecycle:
         score_layers.append(f"{target_stage_sql(config, features)} AS target_stage")
     if marketing:
         if lifecycle:  # stage conditions read the stage after the day's lifecycle step
             score_layers.append(f"* REPLACE ({stage_after_sql('stage', 'target_stage')} AS stage)")
         score_layers.append(marketing_sql(config, features))
+    with_companies = config.companies is not None and (companies or features.needs_company_scores)
+    if with_companies:
+        score_layers[company_at:company_at] = company_layers(config, features)
     for column, match in features.event_counts.items():
         sums.append(
             Additive(
@@ -464,7 +472,8 @@ def compile_model(
         FROM props p GROUP BY p.email, p.day
     ),
     joined AS (
-        SELECT t.email, t.day, t.stage, a.* EXCLUDE ({group_by.replace("e.", "")}),
+        SELECT t.email, t.day, t.stage{", t.as_of_end, t.created_at" if with_companies else ""},
+               a.* EXCLUDE ({group_by.replace("e.", "")}),
                p.* EXCLUDE (email, day)
         FROM targets t
         LEFT JOIN a ON {join_on}
@@ -598,19 +607,27 @@ def prepare_inputs(
     targets: pa.Table,
     property_history: pa.Table | str,
     stages: pa.Table | None = None,
+    created: pa.Table | None = None,
 ) -> None:
-    """Register `targets(email, day, as_of_end, stage)` and `props(email, day, name, value)`;
-    `stages(email, stage)`, when given, is where each contact stands (for stage conditions).
+    """Register `targets(email, day, as_of_end, stage, created_at)` and `props(email, day, name,
+    value)`; `stages(email, stage)`, when given, is where each contact stands (for stage
+    conditions), `created(email, created_at)` when each was created (for company scores).
     `property_history` (a table, or the name of a relation such as the run cache's mirror) has
     PROPERTY_SCHEMA's columns, `valid_from` as text or already a timestamp."""
     connection.register("targets_arrow", targets)
     connection.register(
         "stages_arrow", stages if stages is not None else STAGES_SCHEMA.empty_table()
     )
+    created_at, created_join = "NULL::TIMESTAMPTZ", ""
+    if created is not None:  # only where company scores are computed: no join otherwise
+        connection.register("created_arrow", created)
+        created_at = "c.created_at::TIMESTAMPTZ"
+        created_join = " LEFT JOIN created_arrow c USING (email)"
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE targets AS "
-        "SELECT t.email, t.day, t.as_of_end::TIMESTAMPTZ AS as_of_end, s.stage "
-        "FROM targets_arrow t LEFT JOIN stages_arrow s USING (email)"
+        "SELECT t.email, t.day, t.as_of_end::TIMESTAMPTZ AS as_of_end, s.stage, "
+        f"{created_at} AS created_at "
+        f"FROM targets_arrow t LEFT JOIN stages_arrow s USING (email){created_join}"
     )
     if not isinstance(property_history, str):
         connection.register("property_history", property_history)

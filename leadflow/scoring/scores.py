@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlmodel import select
 
+from leadflow.companies.scores import day_columns as company_day_columns
 from leadflow.config import ConditionRule, EventRule, ValueRule
 from leadflow.domain import RECORD_KEY_PREFIX
 from leadflow.errors import DayRangeError, UserError
@@ -103,12 +104,14 @@ def scored_relation(
     stages: pa.Table | None = None,
     ledger: bool = False,
     properties: pa.Table | str | None = None,
+    companies: bool = False,
 ) -> duckdb.DuckDBPyRelation:
     """Register the targets (one contact, or every contact: `contacts` if already read) for
     `days` and their properties (`properties`: the history, if already read, or the name of a
     relation holding it, such as the run cache's mirror), and return the
     scored relation (see `compile_model`). With `ledger` (every contact, one day, the run cache
-    attached), the events' aggregates come from the aggregate ledger, not a full pass."""
+    attached), the events' aggregates come from the aggregate ledger, not a full pass. With
+    `companies` (every contact), also the company scores (`leadflow.companies.scores`)."""
     committed = workspace.committed_event_batches()
     whole_base_at = (
         as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
@@ -120,15 +123,20 @@ def scored_relation(
         whole_base_at,
         lifecycle,
         marketing,
+        companies and email is None,
     )
+    created = None
     if email is not None:
         emails = pa.array(check_contact(workspace, email), pa.string())
     else:
-        emails = (contacts if contacts is not None else read_contacts(workspace)).column("email")
+        contacts = contacts if contacts is not None else read_contacts(workspace)
+        emails = contacts.column("email")
+        if workspace.config.companies is not None:  # company members exist on the day
+            created = contacts.select(["email", "created_at"])
     if properties is None:
         properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
-    prepare_inputs(connection, workspace.config, targets, properties, stages)
+    prepare_inputs(connection, workspace.config, targets, properties, stages, created)
     sql = model.sql
     if ledger and whole_base_at is not None:
         sql = model.over_aggregates(
@@ -207,6 +215,7 @@ def prepare_day(
     marketing: bool = False,
     ledger: bool = False,
     properties: pa.Table | str | None = None,
+    companies: bool = False,
 ) -> None:
     """Materialise `day_scored` (every contact that existed on `day`, by email and contact id:
     scores, bands, and with the flags the lifecycle target and marketing conditions). One scan
@@ -226,6 +235,7 @@ def prepare_day(
         stages=stages,
         ledger=ledger,
         properties=properties,
+        companies=companies,
     )
     connection.register("scored_relation", scored)
     connection.register("all_contacts", contacts)
@@ -240,6 +250,8 @@ def prepare_day(
         columns.append("s.target_stage")
     if marketing:
         columns += ["s.promote", "s.demote_rule", "s.suppressed", "s.suppression_reason"]
+    if companies:  # `company` and the company scores and bands (leadflow.companies.scores)
+        columns += [f"s.{column}" for column in company_day_columns(workspace.config)]
     connection.execute(
         f"""CREATE OR REPLACE TEMP TABLE day_scored AS
            SELECT s.email, {", ".join(columns)}, c.contact_id
