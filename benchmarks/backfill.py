@@ -35,10 +35,7 @@ from warm_prefect import (
     warm_up,
 )
 
-from leadflow.config import load_config
-from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
-from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 CONFIG = PROJECT_ROOT / "leadflow.yaml"
@@ -65,15 +62,7 @@ def prepare(data: Path, state: Path, contacts: int, days: int, end: date) -> Non
         print(f"generated in {time.perf_counter() - started:.0f} s")
     if (state / "ready").exists():
         return
-    engine = make_engine(f"sqlite:///{state / 'state.db'}")
-    upgrade(engine)
-    space = Workspace(
-        engine=engine,
-        lake=EventLake(state / "lake"),
-        config=load_config(CONFIG),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=state / "rejects",
-    )
+    space = Workspace.in_folder(f"sqlite:///{state / 'state.db'}", state, CONFIG)
     files = [data / "contacts.csv", data / "hubspot-contacts.csv"]
     ingest_prepared(space, [*files, *sorted((data / "events").glob("events*"))], state / "ready")
 

@@ -22,14 +22,13 @@ import duckdb
 import yaml
 
 from leadflow.companies.scores import companies_as_of, company_layers, explain_company
-from leadflow.config import LeadflowConfig, load_config
+from leadflow.config import LeadflowConfig
 from leadflow.demo_data import generate_demo_data
 from leadflow.ingest.load import ingest_file
-from leadflow.lake import EventLake, duckdb_connection
+from leadflow.lake import duckdb_connection
 from leadflow.scoring.conditions import Features
 from leadflow.scoring.scores import prepare_day, read_contacts
 from leadflow.settings import PROJECT_ROOT
-from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 DAY = date(2026, 10, 31)
@@ -54,15 +53,7 @@ def with_companies(folder: Path) -> Path:
 
 
 def workspace(folder: Path, config: Path) -> Workspace:
-    engine = make_engine(f"sqlite:///{folder / 'state.db'}")
-    upgrade(engine)
-    return Workspace(
-        engine=engine,
-        lake=EventLake(folder / "lake"),
-        config=load_config(config),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=folder / "rejects",
-    )
+    return Workspace.in_folder(f"sqlite:///{folder / 'state.db'}", folder, config)
 
 
 def layers_alone(config: LeadflowConfig, rows: int = 1_000_000) -> None:

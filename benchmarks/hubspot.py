@@ -28,14 +28,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from leadflow.config import load_config  # noqa: E402
 from leadflow.hubspot.client import HubSpotClient  # noqa: E402
 from leadflow.hubspot.pull import pull  # noqa: E402
 from leadflow.hubspot.push import push  # noqa: E402
-from leadflow.lake import EventLake  # noqa: E402
 from leadflow.pipeline import runs  # noqa: E402
 from leadflow.settings import PROJECT_ROOT  # noqa: E402
-from leadflow.store.db import make_engine, upgrade  # noqa: E402
 from leadflow.workspace import Workspace  # noqa: E402
 from tests.hubspot_standin import SEARCH, TOKEN, Portal, StandIn  # noqa: E402
 
@@ -98,15 +95,7 @@ def workspace(root: Path, day: datetime) -> Workspace:
     config = root / "leadflow.yaml"
     since = (day - timedelta(days=365)).date()
     config.write_text(shipped + PUSH.format(since=since), encoding="utf-8")
-    engine = make_engine(f"sqlite:///{root / 'state.db'}")
-    upgrade(engine)
-    return Workspace(
-        engine=engine,
-        lake=EventLake(root / "lake"),
-        config=load_config(config),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=root / "rejects",
-    )
+    return Workspace.in_folder(f"sqlite:///{root / 'state.db'}", root, config)
 
 
 def main() -> None:

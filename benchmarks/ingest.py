@@ -15,11 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from leadflow.config import load_config
 from leadflow.ingest.load import ingest_file
-from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
-from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 GENERATE = """
@@ -61,14 +58,8 @@ def main() -> None:
         print(f"generated {data} in {time.perf_counter() - started:.1f} s (not counted)")
     workdir = data.parent / (data.name + "-state")
     shutil.rmtree(workdir, ignore_errors=True)
-    engine = make_engine(f"sqlite:///{workdir / 'state.db'}")
-    upgrade(engine)
-    space = Workspace(
-        engine=engine,
-        lake=EventLake(workdir / "lake"),
-        config=load_config(PROJECT_ROOT / "leadflow.yaml"),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=workdir / "rejects",
+    space = Workspace.in_folder(
+        f"sqlite:///{workdir / 'state.db'}", workdir, PROJECT_ROOT / "leadflow.yaml"
     )
     files = [
         data / "contacts.csv",

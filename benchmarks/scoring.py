@@ -22,8 +22,7 @@ from pathlib import Path
 
 from warm_prefect import ingest_prepared
 
-from leadflow.config import load_config
-from leadflow.lake import EventLake, duckdb_connection
+from leadflow.lake import duckdb_connection
 from leadflow.scoring.query import (
     as_of_end,
     compile_model,
@@ -34,7 +33,6 @@ from leadflow.scoring.query import (
 )
 from leadflow.scoring.scores import read_contacts, score_day
 from leadflow.settings import PROJECT_ROOT
-from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 GENERATE = """
@@ -93,14 +91,8 @@ FROM s
 
 
 def workspace(state: Path) -> Workspace:
-    engine = make_engine(f"sqlite:///{state / 'state.db'}")
-    upgrade(engine)
-    return Workspace(
-        engine=engine,
-        lake=EventLake(state / "lake"),
-        config=load_config(PROJECT_ROOT / "leadflow.yaml"),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=state / "rejects",
+    return Workspace.in_folder(
+        f"sqlite:///{state / 'state.db'}", state, PROJECT_ROOT / "leadflow.yaml"
     )
 
 

@@ -17,11 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from leadflow.config import load_config
 from leadflow.ingest.load import ingest_file
-from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
-from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 # The data set's deliberately bad times are left out: each vendor writes epochs or its own ISO.
@@ -85,14 +82,8 @@ WRITERS = {
 
 def workspace(root: Path) -> Workspace:
     shutil.rmtree(root, ignore_errors=True)
-    engine = make_engine(f"sqlite:///{root / 'state.db'}")
-    upgrade(engine)
-    return Workspace(
-        engine=engine,
-        lake=EventLake(root / "lake"),
-        config=load_config(PROJECT_ROOT / "leadflow.yaml"),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=root / "rejects",
+    return Workspace.in_folder(
+        f"sqlite:///{root / 'state.db'}", root, PROJECT_ROOT / "leadflow.yaml"
     )
 
 

@@ -34,6 +34,23 @@ class Workspace:
             rejects_dir=settings.rejects_dir,
         )
 
+    @classmethod
+    def in_folder(cls, database_url: str, folder: Path, config_path: Path) -> "Workspace":
+        """A workspace of its own in `folder` (lake, rejects), its state store migrated: what the
+        tests and the benchmarks build, without the environment's settings."""
+        from leadflow.settings import PROJECT_ROOT
+        from leadflow.store.db import make_engine, upgrade
+
+        engine = make_engine(database_url)
+        upgrade(engine)
+        return cls(
+            engine=engine,
+            lake=EventLake(folder / "lake"),
+            config=load_config(config_path),
+            expectations_dir=PROJECT_ROOT / "expectations",
+            rejects_dir=folder / "rejects",
+        )
+
     @property
     def cache_path(self) -> Path:
         """The run cache (`leadflow.pipeline.runcache`): beside the lake, one per state store."""

@@ -12,10 +12,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from leadflow.config import load_config
-from leadflow.lake import EventLake
 from leadflow.settings import PROJECT_ROOT
-from leadflow.store.db import make_engine, upgrade
 from leadflow.workspace import Workspace
 
 POSTGRES_URL = os.environ.get(
@@ -105,15 +102,7 @@ def database_url(request) -> str:
 
 
 def make_workspace(database_url: str, root: Path, config_path: Path = SHIPPED_CONFIG) -> Workspace:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    return Workspace(
-        engine=engine,
-        lake=EventLake(root / "lake"),
-        config=load_config(config_path),
-        expectations_dir=PROJECT_ROOT / "expectations",
-        rejects_dir=root / "rejects",
-    )
+    return Workspace.in_folder(database_url, root, config_path)
 
 
 @pytest.fixture
