@@ -20,6 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 from warm_prefect import ingest_prepared
 
 from leadflow.lake import duckdb_connection
@@ -33,6 +34,7 @@ from leadflow.scoring.query import (
 )
 from leadflow.scoring.scores import read_contacts, score_day
 from leadflow.settings import PROJECT_ROOT
+from leadflow.store.db import read_arrow
 from leadflow.workspace import Workspace
 
 GENERATE = """
@@ -119,6 +121,35 @@ def timed(label: str, function):
     return value, seconds
 
 
+def print_existing(space: Workspace, contacts, scored: int) -> None:
+    """How many of the contacts read exist on DAY (README: Scores): created before its end in
+    the account zone, or with an event before it. The generator creates contacts up to the
+    end of DAY in UTC, which is after the end of DAY in Paris: those created in between have
+    no score as of DAY (the next day scores them). Any other missing score is a bug."""
+    end = as_of_end(DAY, space.config)
+    stored = read_arrow(
+        space.engine,
+        "SELECT DISTINCT contact_id FROM contact_score",
+        pa.schema([("contact_id", pa.int64())]),
+    )
+    with duckdb_connection() as connection:
+        connection.register("contacts", contacts)
+        connection.register("stored", stored)
+        [(created, later, missing)] = connection.execute(
+            """SELECT count(*) FILTER (WHERE created_at::TIMESTAMPTZ < $end),
+                      count(*) FILTER (WHERE created_at::TIMESTAMPTZ >= $end),
+                      count(*) FILTER (WHERE created_at::TIMESTAMPTZ < $end
+                                         AND contact_id NOT IN (SELECT contact_id FROM stored))
+               FROM contacts""",
+            {"end": end},
+        ).fetchall()
+    print(
+        f"  {scored} contacts scored. Created before the end of {DAY} ({end}): {created}, "
+        f"of which not scored: {missing}; created after it: {later}, of which scored "
+        f"(an event before the end): {scored - (created - missing)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
@@ -141,14 +172,14 @@ def main() -> None:
         [(n_events,)] = connection.execute(f"SELECT count(*) FROM {events}").fetchall()
 
         def load_inputs():
-            emails = read_contacts(space).column("email")
+            contacts = read_contacts(space)
             properties = load_properties(space.engine, model.features.properties, None)
-            targets = targets_table(emails, [DAY], space.config)
+            targets = targets_table(contacts.column("email"), [DAY], space.config)
             prepare_inputs(connection, space.config, targets, properties)
-            return emails
+            return contacts
 
-        emails, _ = timed("inputs: contacts and properties from SQLite", load_inputs)
-        print(f"{len(emails)} contacts, {n_events} events in the lake")
+        contacts, _ = timed("inputs: contacts and properties from SQLite", load_inputs)
+        print(f"{contacts.num_rows} contacts, {n_events} events in the lake")
         hand = HAND_WRITTEN.format(end=end, events=events)
         hand_scores, hand_seconds = timed(
             "hand-written DuckDB query (engagement + fit)",
@@ -178,6 +209,7 @@ def main() -> None:
         f"  {first.scores_changed} scores written, {first.band_changes} band changes; "
         f"compute {first.compute_seconds:.1f} s, write-back {first.write_seconds:.1f} s"
     )
+    print_existing(space, contacts, first.contacts)
     again, _ = timed("score_day, same day again (nothing to write)", lambda: score_day(space, DAY))
     print(f"  {again.scores_changed} scores written")
     later = date.fromordinal(DAY.toordinal() + 1)

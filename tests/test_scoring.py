@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from leadflow.ingest.load import ingest_file
+from leadflow.pipeline.days import execute
+from leadflow.pipeline.plans import plan_daily
 from leadflow.scoring.query import as_of_end
 from leadflow.scoring.scores import explain, history, score_day, scores_as_of
 from tests.conftest import make_workspace
+from tests.test_hubspot_export import export_rows, write_export
 from tests.test_ingest import EVENT_HEADER, event_row, write_csv
 
 DAY = date(2026, 6, 30)
@@ -271,6 +274,105 @@ def test_history_is_the_daily_path_without_stored_rows(space, tmp_path):
     assert a not in scores(space, engagement[1][0])
     with space.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM contact_score")).scalar_one() == 0
+
+
+def scored_emails(space) -> set[str]:
+    """The contacts with a stored score (every score of the config)."""
+    with space.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT c.email, count(*) FROM contact_score s JOIN contact c "
+                "ON c.id = s.contact_id GROUP BY c.email"
+            )
+        ).all()
+    assert {count for _, count in rows} <= {2}  # engagement and fit
+    return {email for email, _ in rows}
+
+
+def created_by(space, day: date) -> set[str]:
+    """The contacts whose creation is before the end of `day` in the account zone."""
+    end = as_of_end(day, space.config)
+    with space.engine.connect() as connection:
+        rows = connection.execute(text("SELECT email, created_at FROM contact")).all()
+    stamps = {email: datetime.fromisoformat(str(created)) for email, created in rows}
+    return {
+        email
+        for email, stamp in stamps.items()
+        if (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)) < end
+    }
+
+
+def test_every_contact_created_by_the_day_has_a_score_as_of_it(space, tmp_path):
+    """Contacts created on the day itself, up to its last second in the account zone, written
+    in other zones or without one (UTC), duplicates differing in case and spaces, a HubSpot
+    contact without email: each has a score as of the day, by `score_day` and by the day run;
+    a contact created at or after the day's end (in the account zone) has none yet, unless it
+    has an event before it."""
+    contacts = [
+        ("old@example.com", "2025-01-10T08:00:00Z"),
+        ("morning@example.com", "2026-06-30T09:00:00+02:00"),
+        ("last-second@example.com", "2026-06-30T21:59:59Z"),  # 23:59:59 in Paris
+        ("new-york@example.com", "2026-06-30T17:30:00-04:00"),  # 23:30 in Paris
+        ("naive@example.com", "2026-06-30 21:00:00"),  # no zone: UTC, 23:00 in Paris
+        (" Dup@Example.COM ", "2026-07-02T10:00:00Z"),  # and created earlier by a later file
+        ("midnight@example.com", "2026-06-30T22:00:00Z"),  # 00:00 on July 1st in Paris
+        ("utc-day@example.com", "2026-06-30T23:30:00+00:00"),  # June 30 in UTC only
+        ("early-event@example.com", "2026-07-03T09:00:00Z"),  # but an event on the day
+    ]
+    load(
+        space,
+        tmp_path,
+        [{"email": "early-event@example.com", "type_": "chat_started", "occurred_at": at(0.5)}],
+        [
+            {"email": email, "created_at": created, "updated_at": created}
+            for email, created in contacts
+        ],
+    )
+    again = [{"email": "dup@example.com", "created_at": "2026-06-30T12:00:00Z"}]
+    ingest_file(
+        space, write_csv(tmp_path / "again.csv", again), now=datetime(2026, 7, 15, tzinfo=UTC)
+    )
+    # A HubSpot export (modified 2026-10-01, loaded later); Create Date in the portal's zone,
+    # the account's: Paris. Keyed by Record ID, without email.
+    export = [
+        (record, "", "", "", created, "Import", "", "", "false", "", "", "")
+        for record, created in (("201", "2026-06-30 23:59"), ("202", "2026-07-01 00:00"))
+    ]
+    ingest_file(
+        space,
+        write_export(tmp_path / "hubspot.csv", export_rows(export)),
+        now=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+    on_the_day = {
+        "old@example.com",
+        "morning@example.com",
+        "last-second@example.com",
+        "new-york@example.com",
+        "naive@example.com",
+        "dup@example.com",
+        "early-event@example.com",
+        "hubspot:201",
+    }
+    later = {"midnight@example.com", "utc-day@example.com", "hubspot:202"}
+    assert created_by(space, DAY) == on_the_day - {"early-event@example.com"}
+    assert created_by(space, DAY + timedelta(days=1)) == (on_the_day | later) - {
+        "early-event@example.com"
+    }
+    summary = score_day(space, DAY)
+    assert summary.contacts == len(on_the_day)
+    assert scored_emails(space) == on_the_day
+    exported = {
+        row["email"] or row["hubspot_record_id"] for row in scores_as_of(space, DAY).to_pylist()
+    }
+    assert exported == (on_the_day - {"hubspot:201"}) | {"201"}  # exported by record id
+
+    with space.engine.begin() as connection:  # the day run, from no stored score
+        for table in ("band_change", "contact_score", "scoring_run"):
+            connection.execute(text(f"DELETE FROM {table}"))
+    execute(space, plan_daily(space, DAY))
+    assert scored_emails(space) == on_the_day
+    execute(space, plan_daily(space, DAY + timedelta(days=1)))
+    assert scored_emails(space) == on_the_day | later
 
 
 EVENT_KINDS = (
