@@ -186,10 +186,9 @@ class PropertyCondition(ValueTest):
     known: bool | None = None
 
 
-class ScoreCondition(_Section):
-    """Holds when another score, as of the same day, is within the bounds."""
+class _Bounded(_Section):
+    """A value within `gte` and/or `lte` (at least one of them)."""
 
-    score: str
     gte: float | None = None
     lte: float | None = None
 
@@ -197,6 +196,12 @@ class ScoreCondition(_Section):
     def _has_a_bound(self) -> Self:
         _require_any(self, ("gte", "lte"))
         return self
+
+
+class ScoreCondition(_Bounded):
+    """Holds when another score, as of the same day, is within the bounds."""
+
+    score: str
 
 
 class GridCondition(_Section):
@@ -206,18 +211,11 @@ class GridCondition(_Section):
     in_: list[str] = Field(alias="in", min_length=1)
 
 
-class CompanyScoreCondition(_Section):
+class CompanyScoreCondition(_Bounded):
     """Holds when the score of the contact's company (`companies.scores`), as of the same day,
     is within the bounds; never for a contact without a company (README: Company scores)."""
 
     company_score: str
-    gte: float | None = None
-    lte: float | None = None
-
-    @model_validator(mode="after")
-    def _has_a_bound(self) -> Self:
-        _require_any(self, ("gte", "lte"))
-        return self
 
 
 class StageSet(_Section):

@@ -754,15 +754,7 @@ class Portal:
                 results.append(
                     self._object(record_id, record, [*changed, "lastmodifieddate", "hs_object_id"])
                 )
-        payload: dict[str, Any] = {
-            "status": "COMPLETE",
-            "results": results,
-            "startedAt": started,
-            "completedAt": iso_ms(self.now_ms()),
-        }
-        if errors:
-            payload.update(numErrors=len(errors), errors=errors)
-        return JSONResponse(payload, 207 if errors else 200)
+        return self._batch_answer(results, errors, started)
 
     def batch_read(self, body: Any, authorization: str) -> Response:
         inputs = body.get("inputs") if isinstance(body, dict) else None
@@ -792,6 +784,10 @@ class Portal:
                     )
                     continue
                 results.append(self._object(record_id, record, wanted))
+        return self._batch_answer(results, errors, started)
+
+    def _batch_answer(self, results: list, errors: list, started: str) -> Response:
+        """A batch endpoint's answer: 200 with the results, or 207 with the errors beside them."""
         payload: dict[str, Any] = {
             "status": "COMPLETE",
             "results": results,
