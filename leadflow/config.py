@@ -717,6 +717,15 @@ class Ingest(_Section):
     machine_click_seconds: float = Field(10, ge=0)
 
 
+class EngineSection(_Section):
+    """How a day's computation is split (README: Scaling out): never what it computes, so not
+    part of the model version."""
+
+    # Contact-hash partitions, each scored on its own under DuckDB's memory limit: a number, or
+    # "auto" (one per CONTACTS_PER_PARTITION contacts of the base, `leadflow.scoring.partitions`).
+    partitions: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = "auto"
+
+
 EventTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
@@ -855,6 +864,7 @@ class LeadflowConfig(_Section):
     events: Events = Events()
     segment: Segment = Segment()
     hubspot: HubSpot = HubSpot()
+    engine: EngineSection = EngineSection()
     # None (no section): no company scores, and the model version of a config without them.
     companies: Companies | None = None
 

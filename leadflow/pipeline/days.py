@@ -25,6 +25,7 @@ from leadflow.pipeline.mirror import day_inputs, record_day
 from leadflow.pipeline.plans import Plan
 from leadflow.pipeline.replay import begin_replay, end_replay_if_reached, redo_admin_changes
 from leadflow.pipeline.runcache import attached
+from leadflow.scoring.partitions import PartitionRunner, run_in_process
 from leadflow.scoring.query import property_names
 from leadflow.scoring.scores import ScoringSummary, prepare_day, score_step
 from leadflow.workspace import Workspace
@@ -41,19 +42,22 @@ class DaySummary:
     marketing: MarketingSummary
     admin_changes: int  # admins' changes a replay made again on this day
     seconds: dict[str, float]  # step -> wall seconds: read+scan, score, lifecycle, marketing
-    reads: dict[str, str]  # how the run cache supplied the contacts and the state
+    reads: dict[str, str]  # how the run cache supplied the contacts, the state and the ledgers
 
 
-def run_day(workspace: Workspace, day: date) -> DaySummary:
+def run_day(
+    workspace: Workspace, day: date, run_partitions: PartitionRunner = run_in_process
+) -> DaySummary:
     """Score, move stages and update marketing for every contact as of `day`, over one scan,
-    committed in one transaction. The run cache supplies the events' aggregates and the state
-    (`ledger`, `mirror`)."""
+    committed in one transaction. The run cache supplies the state (`mirror`), each partition's
+    ledger the events' aggregates (`run_partitions` runs the partitions: in process, or on a
+    Dask cluster)."""
     seconds: dict[str, float] = {}
     started = datetime.now(UTC)
     clock = perf_counter()
     with duckdb_connection() as connection, attached(connection, workspace.cache_path):
         inputs = day_inputs(connection, workspace, property_names(workspace.config))
-        prepare_day(
+        partitions = prepare_day(
             workspace,
             connection,
             day,
@@ -63,6 +67,7 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
             marketing=True,
             ledger=True,
             properties=inputs.properties,
+            run_partitions=run_partitions,
         )
         seconds["read and scan"] = perf_counter() - clock
         log.info("%s: read and scanned", day)
@@ -94,7 +99,9 @@ def run_day(workspace: Workspace, day: date) -> DaySummary:
             record_day(connection, workspace, day, workspace.config.model_version)
         seconds["cache"] = perf_counter() - clock
         log.info("%s: run cache folded", day)
-    return DaySummary(day, scoring, lifecycle, marketing, admin_changes, seconds, inputs.reads)
+    hows = sorted({(result.ledger or "").split(" (")[0] for result in partitions})
+    reads = inputs.reads | {"ledger": f"{len(partitions)} partition(s): {', '.join(hows)}"}
+    return DaySummary(day, scoring, lifecycle, marketing, admin_changes, seconds, reads)
 
 
 def _record_day_run(

@@ -3,6 +3,7 @@ exports and the impact of a rule change. The SQL is built by `leadflow.scoring.q
 
 import itertools
 import math
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -23,12 +24,23 @@ from sqlalchemy import (
 from sqlmodel import select
 
 from leadflow.companies.scores import day_columns as company_day_columns
-from leadflow.config import ConditionRule, EventRule, ValueRule
+from leadflow.config import ConditionRule, EventRule, LeadflowConfig, ValueRule
 from leadflow.domain import RECORD_KEY_PREFIX
 from leadflow.errors import DayRangeError, UserError
-from leadflow.lake import duckdb_connection
+from leadflow.lake import EventLake, LakePartition, duckdb_connection
 from leadflow.scoring.conditions import grid_column, property_column, quote, score_column
 from leadflow.scoring.ledger import aggregates_as_of
+from leadflow.scoring.partitions import (
+    PartitionJob,
+    PartitionResult,
+    PartitionRunner,
+    exchange_folder,
+    ledger_folder,
+    partition_count,
+    remove_stale_ledgers,
+    run_in_process,
+    write_inputs,
+)
 from leadflow.scoring.query import (
     as_of_end,
     band_column,
@@ -109,22 +121,40 @@ def scored_relation(
     """Register the targets (one contact, or every contact: `contacts` if already read) for
     `days` and their properties (`properties`: the history, if already read, or the name of a
     relation holding it, such as the run cache's mirror), and return the
-    scored relation (see `compile_model`). With `ledger` (every contact, one day, the run cache
-    attached), the events' aggregates come from the aggregate ledger, not a full pass. With
-    `companies` (every contact), also the company scores (`leadflow.companies.scores`)."""
-    committed = workspace.committed_event_batches()
-    whole_base_at = (
-        as_of_end(days[0], workspace.config) if email is None and len(days) == 1 else None
-    )
-    model = compile_model(
+    scored relation (see `compile_model`). With `ledger` (every contact, one day, a ledger
+    attached as `cache`), the events' aggregates come from the aggregate ledger, not a full
+    pass. With `companies` (every contact), also the company scores (`leadflow.companies`)."""
+    companies = companies and email is None
+    if properties is None:
+        names = read_properties(workspace.config, lifecycle, marketing, companies)
+        properties = load_properties(workspace.engine, names, email)
+    register_targets(workspace, connection, days, properties, email, contacts, stages)
+    return score_registered(
+        connection,
         workspace.config,
-        workspace.lake.events_sql(committed),
+        workspace.lake,
+        workspace.committed_event_batches(),
+        days if email is None else None,
         explain,
-        whole_base_at,
         lifecycle,
         marketing,
-        companies and email is None,
+        companies,
+        ledger,
     )
+
+
+def register_targets(
+    workspace: Workspace,
+    connection: duckdb.DuckDBPyConnection,
+    days: list[date],
+    properties: pa.Table | str,
+    email: str | None = None,
+    contacts: pa.Table | None = None,
+    stages: pa.Table | None = None,
+) -> None:
+    """The scoring query's inputs, `targets` and `props` (`prepare_inputs`), for one contact
+    or every contact (`contacts` if already read) on `days`; `properties` as `prepare_inputs`
+    takes them."""
     created = None
     if email is not None:
         emails = pa.array(check_contact(workspace, email), pa.string())
@@ -133,16 +163,46 @@ def scored_relation(
         emails = contacts.column("email")
         if workspace.config.companies is not None:  # company members exist on the day
             created = contacts.select(["email", "created_at"])
-    if properties is None:
-        properties = load_properties(workspace.engine, model.features.properties, email)
     targets = targets_table(emails, days, workspace.config)
     prepare_inputs(connection, workspace.config, targets, properties, stages, created)
+
+
+def read_properties(
+    config: LeadflowConfig, lifecycle: bool, marketing: bool, companies: bool
+) -> set[str]:
+    """The properties the scoring query reads with these steps."""
+    model = compile_model(config, "events", False, None, lifecycle, marketing, companies)
+    return model.features.properties
+
+
+def score_registered(
+    connection: duckdb.DuckDBPyConnection,
+    config: LeadflowConfig,
+    lake: EventLake | LakePartition,
+    committed: set[str],
+    whole_base_days: list[date] | None,
+    explain: bool = False,
+    lifecycle: bool = False,
+    marketing: bool = False,
+    companies: bool = False,
+    ledger: bool = False,
+) -> duckdb.DuckDBPyRelation:
+    """The scored relation of the registered targets over `lake`'s events (a partition of
+    it: a partition's targets). `whole_base_days`: the days, when the targets are every
+    contact (of the partition): one day is then one scan of the lake, no join."""
+    whole_base_at = (
+        as_of_end(whole_base_days[0], config)
+        if whole_base_days is not None and len(whole_base_days) == 1
+        else None
+    )
+    model = compile_model(
+        config, lake.events_sql(committed), explain, whole_base_at, lifecycle, marketing, companies
+    )
     sql = model.sql
     if ledger and whole_base_at is not None:
-        sql = model.over_aggregates(
-            aggregates_as_of(connection, workspace.lake, committed, model, whole_base_at)
-        )
-    return compute_scores(connection, workspace.config, model, sql)
+        ledger_table = aggregates_as_of(connection, lake, committed, model, whole_base_at)
+        sql = model.over_aggregates(ledger_table)
+    return compute_scores(connection, config, model, sql)
 
 
 def _long_scores_sql(workspace: Workspace, relation: str, keys: str = "email, day") -> str:
@@ -216,50 +276,75 @@ def prepare_day(
     ledger: bool = False,
     properties: pa.Table | str | None = None,
     companies: bool = False,
-) -> None:
+    run_partitions: PartitionRunner = run_in_process,
+) -> list[PartitionResult]:
     """Materialise `day_scored` (every contact that existed on `day`, by email and contact id:
     scores, bands, and with the flags the lifecycle target and marketing conditions). One scan
-    of the lake serves the day's scoring, lifecycle and marketing steps.
+    of the lake serves the day's scoring, lifecycle and marketing steps; it is made partition
+    by partition of the contacts (`leadflow.scoring.partitions`, by `run_partitions`), each
+    with its own aggregate ledger if `ledger`.
 
     A contact exists on `day` once created (`created_at` before the end of the day) or once it
     has an event: so a contact created by late data changes nothing before its first event, and
     a contact loaded today without a creation date still counts on the days of its events.
     """
-    scored = scored_relation(
-        workspace,
-        connection,
-        [day],
-        contacts=contacts,
-        lifecycle=lifecycle,
-        marketing=marketing,
-        stages=stages,
-        ledger=ledger,
-        properties=properties,
-        companies=companies,
+    config = workspace.config
+    model = compile_model(config, "events", False, None, lifecycle, marketing, companies)
+    with_companies = config.companies is not None and (
+        companies or model.features.needs_company_scores
     )
-    connection.register("scored_relation", scored)
-    connection.register("all_contacts", contacts)
+    if properties is None:
+        properties = load_properties(workspace.engine, model.features.properties, None)
+    register_targets(workspace, connection, [day], properties, contacts=contacts, stages=stages)
     # Only what the steps read: not the aggregates, properties and rule columns of the query.
     columns = [
-        f"s.{column}"
-        for name in workspace.config.scores
-        for column in (score_column(name), band_column(name))
+        column for name in config.scores for column in (score_column(name), band_column(name))
     ]
-    columns += [f"s.{grid_column(name)}" for name in workspace.config.grids]
+    columns += [grid_column(name) for name in config.grids]
     if lifecycle:
-        columns.append("s.target_stage")
+        columns.append("target_stage")
     if marketing:
-        columns += ["s.promote", "s.demote_rule", "s.suppressed", "s.suppression_reason"]
+        columns += ["promote", "demote_rule", "suppressed", "suppression_reason"]
     if companies:  # `company` and the company scores and bands (leadflow.companies.scores)
-        columns += [f"s.{column}" for column in company_day_columns(workspace.config)]
-    connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE day_scored AS
-           SELECT s.email, {", ".join(columns)}, c.contact_id
-           FROM scored_relation s JOIN all_contacts c USING (email)
-           WHERE c.created_at::TIMESTAMPTZ < $end OR s.events_seen > 0""",
-        {"end": as_of_end(day, workspace.config)},
-    )
-    connection.unregister("scored_relation")
+        columns += company_day_columns(config)
+    # Company scores sum over members of any partition: computed in one.
+    partitions = 1 if with_companies else partition_count(config, contacts.num_rows)
+    ledgers = ledger_folder(workspace.cache_path, partitions) if ledger else None
+    folder = exchange_folder(workspace.cache_path, day)
+    try:
+        write_inputs(connection, folder, partitions)
+        jobs = [
+            PartitionJob(
+                config,
+                workspace.lake,
+                frozenset(workspace.committed_event_batches()),
+                day,
+                partition,
+                partitions,
+                folder,
+                ledgers / f"{partition}.duckdb" if ledgers else None,
+                lifecycle,
+                marketing,
+                with_companies,
+                tuple(columns),
+            )  # fmt: skip
+            for partition in range(partitions)
+        ]
+        results = run_partitions(jobs)
+        connection.register("all_contacts", contacts)
+        outputs = ", ".join(literal(str(job.output)) for job in jobs)
+        connection.execute(
+            f"""CREATE OR REPLACE TEMP TABLE day_scored AS
+               SELECT s.email, {", ".join("s." + column for column in columns)}, c.contact_id
+               FROM read_parquet([{outputs}]) s JOIN all_contacts c USING (email)
+               WHERE c.created_at::TIMESTAMPTZ < $end OR s.events_seen > 0""",
+            {"end": as_of_end(day, config)},
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if ledgers is not None:
+        remove_stale_ledgers(workspace.cache_path, ledgers)
+    return results
 
 
 def _compare_with_stored(

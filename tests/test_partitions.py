@@ -1,0 +1,100 @@
+"""Contact-hash partitions (README: Scaling out): the same data scored in one partition, in
+three and in eight gives the same state and the same exports, on SQLite and PostgreSQL."""
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import pytest
+import yaml
+
+from leadflow.config import EngineSection
+from leadflow.demo_data import generate_demo_data
+from leadflow.exports import contacts_as_of
+from leadflow.ingest.load import ingest_file
+from leadflow.lake import duckdb_connection, partition_sql
+from leadflow.marketing import tier_report
+from leadflow.pipeline.days import execute
+from leadflow.pipeline.plans import plan_backfill, plan_daily
+from leadflow.scoring.partitions import partition_count
+from leadflow.scoring.scores import read_contacts, scores_as_of
+from leadflow.settings import PROJECT_ROOT
+from tests.conftest import logical_state, make_workspace
+
+END = date(2026, 11, 5)
+START, BEFORE_LAST, LAST = date(2026, 10, 10), date(2026, 10, 15), date(2026, 10, 16)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return generate_demo_data(
+        tmp_path_factory.mktemp("partitions") / "data", contacts=300, days=60, end=END, seed=11
+    )
+
+
+def with_partitions(space, partitions: int | str):
+    return replace(
+        space,
+        config=space.config.model_copy(update={"engine": EngineSection(partitions=partitions)}),
+    )
+
+
+def exports(space) -> dict:
+    """What a user reads of the state as of the last day: every export, the tier."""
+    return {
+        "scores": scores_as_of(space, LAST).to_pylist(),
+        "contacts": contacts_as_of(space, LAST).to_pylist(),
+        "tier": tier_report(space, LAST).as_json(),
+        "state": logical_state(space),
+    }
+
+
+def test_one_three_and_eight_partitions_give_the_same_exports(database_url, tmp_path, data):
+    config = yaml.safe_load((PROJECT_ROOT / "leadflow.yaml").read_text())
+    # A renewal inside the days run: demotions are queued, scheduled and applied.
+    config["contract"].update(renewal_date="2026-10-14", demotion_window_days=10)
+    path = tmp_path / "leadflow.yaml"
+    path.write_text(yaml.safe_dump(config))
+    space = make_workspace(database_url, tmp_path, path)
+    ingest_file(space, data.contacts_file)
+    for events in data.event_files[:-1]:
+        ingest_file(space, events)
+    with duckdb_connection() as connection:  # eight partitions, none of them empty
+        connection.register("contacts", read_contacts(space))
+        sizes = connection.execute(
+            f"SELECT {partition_sql('email', 8)} AS p, count(*) FROM contacts GROUP BY p"
+        ).fetchall()
+    assert len(sizes) == 8 and min(count for _, count in sizes) > 10
+
+    seen = {}
+    for partitions in (1, 3, 8):
+        parted = with_partitions(space, partitions)
+        # The days from a start (N = 1) or as a replay (N = 3, 8: the ledgers of their own are
+        # rebuilt on the first day, then advanced); then late data: the ledgers take it up.
+        summaries = execute(parted, plan_backfill(parted, START, BEFORE_LAST))
+        if partitions == 1:
+            ingest_file(space, data.event_files[-1], now=datetime(2026, 11, 6, tzinfo=UTC))
+        summaries += execute(parted, plan_daily(parted, LAST))
+        ledgers = [summary.reads["ledger"] for summary in summaries]
+        assert ledgers[0] == f"{partitions} partition(s): rebuilt"
+        # (N = 3, 8: the backfill reaches the last day already; the daily run then replays it)
+        assert f"{partitions} partition(s): advanced" in ledgers[1:]
+        assert set(ledgers[1:]) <= {
+            f"{partitions} partition(s): {how}" for how in ("advanced", "unchanged")
+        }
+        seen[partitions] = exports(parted)
+    assert seen[1]["scores"] and seen[1]["tier"]["marketing_contacts"]
+    assert {row["marketing_status"] for row in seen[1]["contacts"]} >= {
+        "marketing",
+        "non_marketing",
+    }
+    for partitions in (3, 8):
+        for name in seen[1]:
+            assert seen[partitions][name] == seen[1][name], (partitions, name)
+
+
+def test_auto_partitions_follow_the_base(tmp_path):
+    space = make_workspace(f"sqlite:///{tmp_path / 'state.db'}", tmp_path)
+    assert partition_count(space.config, 2_000) == 1
+    assert partition_count(space.config, 1_000_000) == 4
+    assert partition_count(space.config, 10_000_000) == 40
+    assert partition_count(with_partitions(space, 8).config, 2_000) == 8
