@@ -723,7 +723,7 @@ class EngineSection(_Section):
 
     # Contact-hash partitions, each scored on its own under DuckDB's memory limit: a number, or
     # "auto" (one per CONTACTS_PER_PARTITION contacts of the base, `leadflow.scoring.partitions`).
-    partitions: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = "auto"
+    partitions: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = "auto"  # lake.BUCKETS
 
 
 EventTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]

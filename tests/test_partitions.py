@@ -11,7 +11,7 @@ from leadflow.config import EngineSection
 from leadflow.demo_data import generate_demo_data
 from leadflow.exports import contacts_as_of
 from leadflow.ingest.load import ingest_file
-from leadflow.lake import duckdb_connection, partition_sql
+from leadflow.lake import LAKE_FORMAT, duckdb_connection, partition_sql
 from leadflow.marketing import tier_report
 from leadflow.pipeline.days import execute
 from leadflow.pipeline.plans import plan_backfill, plan_daily
@@ -90,6 +90,27 @@ def test_one_three_and_eight_partitions_give_the_same_exports(database_url, tmp_
     for partitions in (3, 8):
         for name in seen[1]:
             assert seen[partitions][name] == seen[1][name], (partitions, name)
+
+    # A lake begun before the contact buckets (its files without them, no format mark) gives
+    # the same partitions, the buckets computed from the emails; `db upgrade` then adds them.
+    files = sorted(space.lake.events_dir.glob("day=*/batch-*.parquet"))
+    with duckdb_connection() as connection:
+        for path in files:
+            connection.execute(
+                f"COPY (SELECT * EXCLUDE (contact_bucket) FROM read_parquet('{path}')) "
+                f"TO '{path}.old' (FORMAT parquet)"
+            )
+            path.with_name(path.name + ".old").replace(path)
+    (space.lake.root / LAKE_FORMAT).unlink()
+    assert not space.lake.bucketed
+    for upgraded in (False, True):
+        if upgraded:
+            with duckdb_connection() as connection:
+                assert space.lake.add_buckets(connection) == len(files)
+            assert space.lake.bucketed
+        parted = with_partitions(space, 3)
+        execute(parted, plan_backfill(parted, START, LAST))
+        assert exports(parted) == seen[1], upgraded
 
 
 def test_auto_partitions_follow_the_base(tmp_path):

@@ -35,6 +35,7 @@ from leadflow.sql import literal
 
 # With `engine.partitions: auto`: DuckDB's aggregation needs about 0.7 KiB a contact with two
 # threads and stays in memory under the 512 MB limit up to about 350k (BENCHMARKS: Growth).
+# At most leadflow.lake.BUCKETS partitions.
 CONTACTS_PER_PARTITION = 250_000
 INPUTS = ("targets", "props")
 
@@ -135,22 +136,32 @@ def run_in_process(jobs: list[PartitionJob]) -> list[PartitionResult]:
 
 def ledger_folder(cache_path: Path, partitions: int) -> Path:
     """Where the partitions' ledgers live: one run-cache file each, per partition count (a
-    ledger of another count, or hashed by another DuckDB version, holds other contacts)."""
-    return cache_path.parent / "ledgers" / f"{partitions}-of-duckdb-{duckdb.__version__}"
+    ledger of another count holds other contacts)."""
+    return cache_path.parent / "ledgers" / str(partitions)
 
 
 def write_inputs(connection: duckdb.DuckDBPyConnection, folder: Path, partitions: int) -> None:
     """Each partition's share of the registered `targets` and `props`, one file each (an
     empty one for a partition without contacts: its job reads the columns from it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for partition in range(partitions):
-        where = f"{partition_sql('email', partitions)} = {partition}" if partitions > 1 else "true"
-        for name in INPUTS:
-            target = folder / f"{name}-{partition}.parquet"
+    for name in INPUTS:
+        source = name
+        if partitions > 1:  # each row's partition computed once, not once per partition
+            source = f"{name}_partitioned"
             connection.execute(
-                f"""COPY (SELECT * FROM {name} WHERE {where})
-                    TO {literal(str(target))} (FORMAT parquet, COMPRESSION uncompressed)"""
+                f"""CREATE OR REPLACE TEMP TABLE {source} AS
+                    SELECT *, {partition_sql("email", partitions)} AS partition FROM {name}"""
             )
+        for partition in range(partitions):
+            where = f"partition = {partition}" if partitions > 1 else "true"
+            columns = "* EXCLUDE (partition)" if partitions > 1 else "*"
+            target = literal(str(folder / f"{name}-{partition}.parquet"))
+            connection.execute(
+                f"""COPY (SELECT {columns} FROM {source} WHERE {where})
+                    TO {target} (FORMAT parquet, COMPRESSION uncompressed)"""
+            )
+        if partitions > 1:
+            connection.execute(f"DROP TABLE {source}")
 
 
 def exchange_folder(cache_path: Path, day: date) -> Path:
