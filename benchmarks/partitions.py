@@ -23,6 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+NEXT_DAY = "2026-11-01"
 CHILD = """
 import json, resource, sys, time
 from dataclasses import replace
@@ -57,6 +58,75 @@ with duckdb_connection() as connection:
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"wall": wall, "cpu": cpu, "rss": peak, "rows": rows}))
 """
+
+
+DAILY_CHILD = """
+import json, resource, sys, time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from leadflow.config import EngineSection
+from leadflow.ingest.load import ingest_file
+from leadflow.pipeline.days import execute
+from leadflow.pipeline.plans import plan_daily
+from leadflow.settings import PROJECT_ROOT
+from leadflow.workspace import Workspace
+
+work, partitions, day, events = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+space = Workspace.in_folder(f"sqlite:///{work / 'state.db'}", work, PROJECT_ROOT / "leadflow.yaml")
+engine = EngineSection(partitions=partitions)
+space = replace(space, config=space.config.model_copy(update={"engine": engine}))
+started = time.perf_counter()
+ingested = 0.0
+if events:
+    ingest_file(space, Path(events))
+    ingested = time.perf_counter() - started
+[summary] = execute(space, plan_daily(space, date.fromisoformat(day)))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"wall": time.perf_counter() - started, "ingest": ingested,
+                  "seconds": summary.seconds, "ledger": summary.reads["ledger"], "rss": peak,
+                  "changed": summary.scoring.scores_changed}))
+"""
+
+
+def daily(state: Path, data: Path, partitions: list[int], events: Path) -> None:
+    """The day run of 2026-11-01 per partition count, each on a copy of its base."""
+    from scoring import DAY
+    from warm_prefect import copy_state
+
+    rows = []
+    for count in partitions:
+        base = data / f"partitions-daily-base-{count}"
+        if not (base / "ready").exists():
+            copy_state(state, base)
+            figures = run_child(DAILY_CHILD, [str(base), str(count), str(DAY), ""])
+            print(f"  base day {DAY}, {count} partition(s): {figures['wall']:.1f} s (not measured)")
+            (base / "ready").touch()
+        work = data / "partitions-daily-work"
+        copy_state(base, work, clear=False)
+        rows.append(
+            (count, run_child(DAILY_CHILD, [str(work), str(count), str(NEXT_DAY), str(events)]))
+        )
+    print(f"load {os.getloadavg()[0]:.1f} after")
+    steps = list(rows[0][1]["seconds"])
+    print("| partitions | total | ingest | " + " | ".join(steps) + " | peak RSS | ledgers |")
+    print("|---" * (len(steps) + 5) + "|")
+    for count, figures in rows:
+        parts = " | ".join(f"{figures['seconds'][step]:.2f} s" for step in steps)
+        print(
+            f"| {count} | {figures['wall']:.2f} s | {figures['ingest']:.2f} s | {parts} "
+            f"| {figures['rss']:,.0f} MiB | {figures['ledger']} |"
+        )
+
+
+def run_child(code: str, arguments: list[str]) -> dict:
+    here = str(Path(__file__).resolve().parent)
+    child = subprocess.run(
+        [sys.executable, "-c", code, *arguments], capture_output=True, text=True, cwd=here
+    )
+    if child.returncode:
+        raise SystemExit(child.stderr[-3000:])
+    return json.loads(child.stdout.splitlines()[-1])
 
 
 def folder_size(folder: Path) -> int:
@@ -100,12 +170,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("bench-data"))
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--state", type=Path, help="another prepared state (default: --data's)")
+    parser.add_argument("--daily", action="store_true", help="the day run instead")
+    parser.add_argument("--events", type=int, default=55_000, help="--daily: the day's events")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the modes this often")
     args = parser.parse_args()
     state = args.state or args.data / f"scoring-{args.contacts}-{args.days}-state"
     if not (state / "ready").exists():
         parser.error(f"{state} is not prepared: run scoring.py --prepare-only first")
     print(f"{state}: load {os.getloadavg()[0]:.1f} at start")
+    if args.daily:
+        from daily import day_events_file
+
+        events = day_events_file(state, args.data / "daily", args.events, None, "csv")
+        daily(state, args.data, args.partitions, events)
+        return
     for round_ in range(args.rounds):
         hand = measure(state, "hand")
         rows = [("hand-written", hand)]

@@ -116,6 +116,7 @@ def test_one_three_and_eight_partitions_give_the_same_exports(database_url, tmp_
 def test_auto_partitions_follow_the_base(tmp_path):
     space = make_workspace(f"sqlite:///{tmp_path / 'state.db'}", tmp_path)
     assert partition_count(space.config, 2_000) == 1
-    assert partition_count(space.config, 1_000_000) == 4
-    assert partition_count(space.config, 10_000_000) == 40
+    assert partition_count(space.config, 1_000_000) == 1
+    assert partition_count(space.config, 1_000_001) == 2
+    assert partition_count(space.config, 10_000_000) == 10
     assert partition_count(with_partitions(space, 8).config, 2_000) == 8

@@ -33,10 +33,11 @@ from leadflow.lake import EventLake, LakePartition, duckdb_connection, partition
 from leadflow.pipeline.runcache import attached, get_meta
 from leadflow.sql import literal
 
-# With `engine.partitions: auto`: DuckDB's aggregation needs about 0.7 KiB a contact with two
-# threads and stays in memory under the 512 MB limit up to about 350k (BENCHMARKS: Growth).
-# At most leadflow.lake.BUCKETS partitions.
-CONTACTS_PER_PARTITION = 250_000
+# With `engine.partitions: auto`. A full pass spills past about 350k contacts a partition
+# (BENCHMARKS: Growth), but each partition costs a fixed part, and the daily run, which reads a
+# few days of the lake, is faster in one partition at a million contacts (BENCHMARKS:
+# Partitions). At most leadflow.lake.BUCKETS partitions.
+CONTACTS_PER_PARTITION = 1_000_000
 INPUTS = ("targets", "props")
 
 
@@ -142,26 +143,33 @@ def ledger_folder(cache_path: Path, partitions: int) -> Path:
 
 def write_inputs(connection: duckdb.DuckDBPyConnection, folder: Path, partitions: int) -> None:
     """Each partition's share of the registered `targets` and `props`, one file each (an
-    empty one for a partition without contacts: its job reads the columns from it)."""
+    empty one for a partition without contacts: its job reads the columns from it). Each
+    target's partition is computed once (md5 is the costly part), the properties' by a join."""
     folder.mkdir(parents=True, exist_ok=True)
+    sources = {"targets": "targets", "props": "props"}
+    if partitions > 1:
+        connection.execute(
+            f"""CREATE OR REPLACE TEMP TABLE targets_partitioned AS
+                SELECT *, {partition_sql("email", partitions)} AS partition FROM targets"""
+        )
+        connection.execute(
+            """CREATE OR REPLACE TEMP TABLE props_partitioned AS
+               SELECT p.*, t.partition FROM props p
+               JOIN (SELECT DISTINCT email, partition FROM targets_partitioned) t USING (email)"""
+        )
+        sources = {name: f"{name}_partitioned" for name in INPUTS}
     for name in INPUTS:
-        source = name
-        if partitions > 1:  # each row's partition computed once, not once per partition
-            source = f"{name}_partitioned"
-            connection.execute(
-                f"""CREATE OR REPLACE TEMP TABLE {source} AS
-                    SELECT *, {partition_sql("email", partitions)} AS partition FROM {name}"""
-            )
         for partition in range(partitions):
             where = f"partition = {partition}" if partitions > 1 else "true"
             columns = "* EXCLUDE (partition)" if partitions > 1 else "*"
             target = literal(str(folder / f"{name}-{partition}.parquet"))
             connection.execute(
-                f"""COPY (SELECT {columns} FROM {source} WHERE {where})
+                f"""COPY (SELECT {columns} FROM {sources[name]} WHERE {where})
                     TO {target} (FORMAT parquet, COMPRESSION uncompressed)"""
             )
-        if partitions > 1:
-            connection.execute(f"DROP TABLE {source}")
+    if partitions > 1:
+        for name in INPUTS:
+            connection.execute(f"DROP TABLE {sources[name]}")
 
 
 def exchange_folder(cache_path: Path, day: date) -> Path:

@@ -399,17 +399,15 @@ def score_step(
     ).scalar()
     model_changed = last_version is not None and last_version != version
     _compare_with_stored(workspace, connection, stored)
-    # By score, then contact: the first write of a score table (SQLite) then lays each score's
-    # rows out together, in contact order, and a day's decay, which moves one score of many
-    # contacts, rewrites that score's pages only, walking them in order.
-    changed = connection.sql(
-        """SELECT contact_id, email, score, value, band, old_value, old_band FROM score_diff
+    # A DuckDB table (it may spill), not Python's: the write-back streams it in batches.
+    connection.execute(
+        """CREATE OR REPLACE TEMP TABLE changed_scores AS
+           SELECT contact_id, email, score, value, band, old_value, old_band FROM score_diff
            WHERE old_value IS NULL OR old_value <> value OR old_band IS DISTINCT FROM band
-              OR old_version <> $version
-           ORDER BY score, contact_id""",
-        params={"version": version},
-    ).to_arrow_table()
-    connection.register("changed_scores", changed)
+              OR old_version <> $version""",
+        {"version": version},
+    )
+    [(changed,)] = connection.execute("SELECT count(*) FROM changed_scores").fetchall()
     [(contacts,)] = connection.execute("SELECT count(*) FROM day_scored").fetchall()
     bands: dict[str, dict[str, int]] = {name: {} for name in workspace.config.scores}
     for name, band, count in connection.execute(
@@ -422,14 +420,14 @@ def score_step(
             ORDER BY abs(value - old_value) DESC, email LIMIT {TOP_MOVERS}"""
     ).fetchall()
     computed = datetime.now(UTC)
-    band_changes = _write_back(db, changed, day, version)
+    band_changes = _write_back(db, connection, changed, day, version)
     written = datetime.now(UTC)
     db.execute(
         ScoringRun.__table__.insert().values(
             day=day,
             model_version=version,
             contacts=contacts,
-            scores_changed=changed.num_rows,
+            scores_changed=changed,
             band_changes=band_changes,
             model_changed=model_changed,
             started_at=started,
@@ -441,7 +439,7 @@ def score_step(
         version,
         model_changed,
         contacts,
-        changed.num_rows,
+        changed,
         band_changes,
         bands,
         (computed - started).total_seconds(),
@@ -498,6 +496,7 @@ def score_histogram(
     return histogram
 
 
+WRITE_BATCH_ROWS = 200_000
 STAGE = Table(
     "stage_score",
     MetaData(),
@@ -510,13 +509,25 @@ STAGE = Table(
 )
 
 
-def _write_back(db: Connection, changed: pa.Table, day: date, version: str) -> int:
-    """Upsert the changed scores and record their band changes, in the day's transaction."""
-    if changed.num_rows == 0:
+def _write_back(
+    db: Connection, connection: duckdb.DuckDBPyConnection, changed: int, day: date, version: str
+) -> int:
+    """Upsert the `changed` rows of `changed_scores` and record their band changes, in the day's
+    transaction; read from DuckDB WRITE_BATCH_ROWS at a time (bounded memory at any base).
+
+    By score, then contact: the first write of a score table (SQLite) then lays each score's
+    rows out together, in contact order, and a day's decay, which moves one score of many
+    contacts, rewrites that score's pages only, walking them in order."""
+    if changed == 0:
         return 0
     bump_state_version(db)
     STAGE.create(db)
-    bulk_load(db, STAGE, changed)
+    batches = connection.sql(
+        """SELECT contact_id, score, value, band, old_band FROM changed_scores
+           ORDER BY score, contact_id"""
+    ).to_arrow_reader(WRITE_BATCH_ROWS)
+    for batch in batches:
+        bulk_load(db, STAGE, pa.Table.from_batches([batch]))
     params = {"day": day, "version": version}
     result = db.execute(
         text(
