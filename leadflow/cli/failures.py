@@ -23,12 +23,22 @@ def describe(error: BaseException) -> tuple[str, int]:
     if isinstance(error, OSError):
         return _os_failure(error), 1
     if type(error).__module__.startswith("duckdb"):
-        return f"the lake or the run cache: {_first_line(error)}", 1
+        return f"the lake or the run cache: {_duckdb_reason(error)}", 1
     return (
         f"unexpected {type(error).__name__}: {_first_line(error)} (a bug? run again with "
         "--debug for the traceback, and report it)",
         1,
     )
+
+
+def _duckdb_reason(error: BaseException) -> str:
+    """DuckDB's first line, or, when a Python file system failed under it (a lake on S3), the
+    last line of the traceback it carries: the exception itself."""
+    text = str(error)
+    if "Traceback (most recent call last)" not in text:
+        return _first_line(text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{lines[-1]}; check LEADFLOW_LAKE, AWS_ENDPOINT_URL and the AWS credentials"
 
 
 def _database_failure(error: BaseException) -> str | None:
