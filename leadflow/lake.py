@@ -151,8 +151,7 @@ class EventLake:
 
     def publish(self, batch: StagedBatch) -> None:
         """Put the staged files under their final names (see the module's docstring)."""
-        for source, target in zip(batch.staged, batch.targets, strict=True):
-            self._put(source, target)
+        self._put(batch.staged, batch.targets)
         shutil.rmtree(self.staging_dir / batch.batch_id, ignore_errors=True)
 
     def discard(self, batch: StagedBatch) -> None:
@@ -182,9 +181,10 @@ class EventLake:
             if BATCH_FILE.search(path.as_posix())
         ]
 
-    def _put(self, source: Path, target: str) -> None:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)
+    def _put(self, sources: list[Path], targets: list[str]) -> None:
+        for source, target in zip(sources, targets, strict=True):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            source.replace(target)
 
     def _remove(self, files: list[str]) -> None:
         for path in files:
@@ -212,12 +212,15 @@ class S3EventLake(EventLake):
 
     def _stored(self) -> list[str]:
         with self._failures():
+            self.filesystem.invalidate_cache()
             keys = self.filesystem.find(self._events_location())
         return [f"s3://{key}" for key in keys if BATCH_FILE.search(key)]
 
-    def _put(self, source: Path, target: str) -> None:
-        with self._failures():
-            self.filesystem.put_file(source.as_posix(), target)
+    def _put(self, sources: list[Path], targets: list[str]) -> None:
+        """All of a batch's uploads at once (s3fs runs them concurrently)."""
+        if sources:
+            with self._failures():
+                self.filesystem.put([source.as_posix() for source in sources], targets)
 
     def _remove(self, files: list[str]) -> None:
         if files:
@@ -250,7 +253,7 @@ def s3_filesystem():
     return s3fs.S3FileSystem(
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         client_kwargs={"region_name": region} if region else {},
-        use_listings_cache=False,
+        use_listings_cache=True,
     )
 
 
