@@ -58,11 +58,6 @@ class Settings(BaseSettings):
         """The lake's staging area and run cache: in a local lake, else `<local_dir>/lake`."""
         return self.local_dir / "lake" if self.lake_is_remote else Path(self.lake)
 
-    @property
-    def rejects_dir(self) -> Path:
-        """Reports of rejected batches live beside the lake, outside the state database."""
-        return self.local_folder / "rejects"
-
 
 def get_settings() -> Settings:
     """Read the environment now (cheap): a changed variable is seen by the next call."""

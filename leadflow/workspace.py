@@ -58,6 +58,7 @@ class Workspace:
 
     @property
     def rejects_dir(self) -> Path:
+        """Reports of rejected batches: on this machine, outside the state database."""
         return self.local_dir / "rejects"
 
     @property

@@ -205,7 +205,9 @@ def test_a_batch_uploaded_but_never_committed_is_not_read_and_is_swept(
         except subprocess.TimeoutExpired:
             process.kill()
         process.wait()
+        output.append(process.stdout.read())
         process.stdout.close()
+        assert SECRET not in "".join(output)  # its --verbose log lines
         with space.engine.begin() as db:
             db.execute(
                 text(
