@@ -2,6 +2,7 @@
 
     python benchmarks/s3_lake.py --contacts 20000 --days 120
     python benchmarks/s3_lake.py --lakes local        # the local lake only (runs on any tree)
+    python benchmarks/s3_lake.py --endpoint http://127.0.0.1:9000   # an S3 server of your own
 
 A demo data set (`generate_demo_data`, cached in --data) is ingested into a fresh SQLite state
 store and lake of each kind, in this process, then three days are run (`plan_backfill`: the
@@ -9,7 +10,9 @@ first scores everyone, the next two are incremental through the run cache), then
 (what `export scores` computes). The S3 lake is a moto server started here on 127.0.0.1
 (`LEADFLOW_LAKE=s3://…` as a user sets it): moto is Python in this same process, sharing its
 cores and its interpreter's lock, and answers at memory speed without a network in between, so
-the ratio says what going through s3fs costs, not what a real bucket's latency adds.
+the ratio says what going through s3fs costs, not what a real bucket's latency adds. With
+--endpoint, a server of your own instead (e.g. `python -m moto.server -H 127.0.0.1 -p 9000` in
+another process, which then has an interpreter of its own), with this script's AWS variables.
 Reported: wall seconds of each part, the lake's file count and size, the machine's load.
 """
 
@@ -36,21 +39,25 @@ END = date(2026, 10, 31)
 CONFIG = PROJECT_ROOT / "leadflow.yaml"
 
 
-def s3_server() -> tuple[object, str]:
-    """A moto S3 server on a free port of 127.0.0.1 and the AWS variables pointing at it."""
-    from moto.server import ThreadedMotoServer
+def s3_server(endpoint: str | None) -> object | None:
+    """The AWS variables pointing at `endpoint`, or at a moto S3 server started here on a free
+    port of 127.0.0.1 (returned, to stop)."""
+    server = None
+    if endpoint is None:
+        from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
     os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="benchmark",
         AWS_SECRET_ACCESS_KEY="benchmark",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    return server, f"http://{host}:{port}"
+    return server
 
 
 def measure(kind: str, data, folder: Path) -> dict:
@@ -100,14 +107,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data", type=Path, default=Path("bench-data/s3-lake"))
     parser.add_argument("--lakes", default="local,s3", help="comma-separated: local, s3")
+    parser.add_argument("--endpoint", help="an S3 server's URL (default: moto, in process)")
     args = parser.parse_args()
     data_dir = args.data / f"{args.contacts}-{args.days}-{args.seed}"
     data = generate_demo_data(
         data_dir, contacts=args.contacts, days=args.days, seed=args.seed, end=END
     )
     kinds = args.lakes.split(",")
-    server = s3_server()[0] if "s3" in kinds else None
-    results = {"load_before": os.getloadavg()[0], "events": data.n_events}
+    server = s3_server(args.endpoint) if "s3" in kinds else None
+    results = {
+        "load_before": os.getloadavg()[0],
+        "events": data.n_events,
+        "s3_server": args.endpoint or "moto, in this process",
+    }
     try:
         for kind in kinds:
             folder = Path(tempfile.mkdtemp(prefix=f"leadflow-bench-{kind}-"))
