@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from leadflow.domain import RECORD_KEY_PREFIX, STAGES
-from leadflow.lake import duckdb_connection
 from leadflow.marketing import latest_per_contact_sql, latest_sql
 from leadflow.scoring.conditions import grid_column
 from leadflow.scoring.query import as_of_end
@@ -82,7 +81,7 @@ def contacts_as_of(workspace: Workspace, day: date) -> pa.Table:
             LEFT JOIN entries e ON e.contact_id = c.id""",
         schema,
     )
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         connection.register("rows", rows)
         grids, joined = "", ""
         if workspace.config.grids:

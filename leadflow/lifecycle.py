@@ -28,7 +28,6 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from leadflow.domain import OTHER_STAGE, STAGES
 from leadflow.errors import UserError
-from leadflow.lake import duckdb_connection
 from leadflow.scoring.query import moves_forward_sql, stage_rank
 from leadflow.scoring.scores import check_contact, prepare_day, read_contacts
 from leadflow.store.db import bulk_load, bump_state_version, read_arrow
@@ -79,7 +78,7 @@ def current_stages(source: Engine | Connection) -> pa.Table:
 
 def advance_stages(workspace: Workspace, day: date) -> LifecycleSummary:
     """Move every contact forward to its target stage as of `day`; never backward."""
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace), lifecycle=True)
         with workspace.engine.begin() as db:
             return lifecycle_step(workspace, connection, day, current_stages(db), db)

@@ -42,7 +42,6 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from leadflow.config import Contract, LeadflowConfig
 from leadflow.domain import NON_MARKETING_SOURCES
 from leadflow.errors import UserError
-from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import current_stages
 from leadflow.scoring.conditions import quote
 from leadflow.scoring.scores import check_contact, prepare_day
@@ -310,7 +309,7 @@ CHANGES = Table(
 
 def update_marketing(workspace: Workspace, day: date) -> MarketingSummary:
     """Run the marketing step of `day` for every contact (after the lifecycle step)."""
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         state = read_state(workspace)
         stages = stages_by_email(connection, state, current_stages(workspace.engine))
         prepare_day(workspace, connection, day, state, stages, lifecycle=True, marketing=True)

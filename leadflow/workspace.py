@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from leadflow.config import LeadflowConfig, load_config
-from leadflow.lake import EventLake
+from leadflow.lake import EventLake, open_lake
 from leadflow.pipeline.runcache import cache_path
 from leadflow.settings import Settings, get_settings
 from leadflow.store.db import get_engine, session_scope
@@ -20,7 +20,9 @@ class Workspace:
     lake: EventLake
     config: LeadflowConfig
     expectations_dir: Path
-    rejects_dir: Path
+    # What stays on this machine: rejects' reports, pulled HubSpot pages (the lake's own
+    # staging and run cache are in `lake.local`).
+    local_dir: Path
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Workspace":
@@ -28,16 +30,19 @@ class Workspace:
         config = load_config(settings.config)  # fail on a bad config before touching any data
         return cls(
             engine=get_engine(settings.database_url),
-            lake=EventLake(settings.lake),
+            lake=open_lake(settings.lake, settings.lake_local),
             config=config,
             expectations_dir=settings.expectations,
-            rejects_dir=settings.rejects_dir,
+            local_dir=settings.local_folder,
         )
 
     @classmethod
-    def in_folder(cls, database_url: str, folder: Path, config_path: Path) -> "Workspace":
+    def in_folder(
+        cls, database_url: str, folder: Path, config_path: Path, lake: str | None = None
+    ) -> "Workspace":
         """A workspace of its own in `folder` (lake, rejects), its state store migrated: what the
-        tests and the benchmarks build, without the environment's settings."""
+        tests and the benchmarks build, without the environment's settings. `lake`: an
+        `s3://` URL instead of `folder/lake` (its staging and run cache then in `folder/lake`)."""
         from leadflow.settings import PROJECT_ROOT
         from leadflow.store.db import make_engine, upgrade
 
@@ -45,16 +50,22 @@ class Workspace:
         upgrade(engine)
         return cls(
             engine=engine,
-            lake=EventLake(folder / "lake"),
+            lake=open_lake(lake or folder / "lake", folder / "lake"),
             config=load_config(config_path),
             expectations_dir=PROJECT_ROOT / "expectations",
-            rejects_dir=folder / "rejects",
+            local_dir=folder,
         )
 
     @property
+    def rejects_dir(self) -> Path:
+        """Reports of rejected batches: on this machine, outside the state database."""
+        return self.local_dir / "rejects"
+
+    @property
     def cache_path(self) -> Path:
-        """The run cache (`leadflow.pipeline.runcache`): beside the lake, one per state store."""
-        return cache_path(self.lake.root)
+        """The run cache (`leadflow.pipeline.runcache`): in the lake's local folder, one per
+        state store."""
+        return cache_path(self.lake.local)
 
     def committed_event_batches(self) -> set[str]:
         """Ids of the event batches the state store has committed: the lake files that count."""

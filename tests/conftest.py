@@ -101,8 +101,10 @@ def database_url(request) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 
 
-def make_workspace(database_url: str, root: Path, config_path: Path = SHIPPED_CONFIG) -> Workspace:
-    return Workspace.in_folder(database_url, root, config_path)
+def make_workspace(
+    database_url: str, root: Path, config_path: Path = SHIPPED_CONFIG, lake: str | None = None
+) -> Workspace:
+    return Workspace.in_folder(database_url, root, config_path, lake)
 
 
 @pytest.fixture

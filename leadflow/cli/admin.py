@@ -78,15 +78,15 @@ def db_upgrade() -> None:
     """Apply the schema migrations to the state database (also done on first use), and give
     the files of a lake begun by an earlier version their contact buckets (README: Scaling
     out)."""
-    from leadflow.lake import EventLake, duckdb_connection
+    from leadflow.lake import open_lake
     from leadflow.settings import get_settings
     from leadflow.store.db import make_engine, upgrade
 
     settings = get_settings()
     upgrade(make_engine(settings.database_url))
     console.print("database schema is up to date")
-    lake = EventLake(settings.lake)
-    if lake.events_dir.exists() and not lake.bucketed:
-        with duckdb_connection() as connection:
+    lake = open_lake(settings.lake, settings.lake_local)
+    if not lake.bucketed and lake.events_dir.exists():
+        with lake.connection() as connection:
             rewritten = lake.add_buckets(connection)
         console.print(f"lake: {rewritten} file(s) rewritten with their contact buckets")

@@ -22,13 +22,25 @@ def describe(error: BaseException) -> tuple[str, int]:
         return database, 1
     if isinstance(error, OSError):
         return _os_failure(error), 1
-    if type(error).__module__.startswith("duckdb"):
-        return f"the lake or the run cache: {_first_line(error)}", 1
+    if type(error).__module__.lstrip("_").startswith("duckdb"):  # `_duckdb` in DuckDB 2
+        return f"the lake or the run cache: {_duckdb_reason(error)}", 1
     return (
         f"unexpected {type(error).__name__}: {_first_line(error)} (a bug? run again with "
         "--debug for the traceback, and report it)",
         1,
     )
+
+
+def _duckdb_reason(error: BaseException) -> str:
+    """DuckDB's first line, or, when a Python file system failed under it (a lake on S3), the
+    exception line of the traceback it carries (the first unindented line after its header)."""
+    lines = str(error).splitlines()
+    header = "Traceback (most recent call last)"
+    if not any(line.startswith(header) for line in lines):
+        return _first_line(error)
+    after = lines[next(n for n, line in enumerate(lines) if line.startswith(header)) + 1 :]
+    exception = next((line.strip() for line in after if line.strip() and not line[0].isspace()), "")
+    return f"{exception}; check LEADFLOW_LAKE, AWS_ENDPOINT_URL and the AWS credentials"
 
 
 def _database_failure(error: BaseException) -> str | None:

@@ -25,7 +25,6 @@ from leadflow.companies.membership import (
 )
 from leadflow.config import Band, CompanyScore, LeadflowConfig, MeanOfTop
 from leadflow.errors import UserError
-from leadflow.lake import duckdb_connection
 from leadflow.scoring.conditions import Features, company_score_column, quote, score_column
 from leadflow.sql import identifier
 from leadflow.workspace import Workspace
@@ -137,7 +136,7 @@ def companies_as_of(workspace: Workspace, day: date) -> pa.Table:
             columns.append(
                 f"any_value({company_band_column(name)}) AS {identifier('band_' + name)}"
             )
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         _prepare(workspace, connection, day)
         return connection.sql(
             f"""SELECT company AS domain, count(*) AS contacts, {", ".join(columns)}
@@ -178,7 +177,7 @@ def explain_company(workspace: Workspace, domain: str, day: date) -> list[Compan
     """Each company score of one company as of `day`: its value and band, how it aggregates,
     and its contacts with the highest scores (which of them the aggregate counts)."""
     config = _require_companies(workspace)
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         [(company,)] = connection.execute(
             f"SELECT {normalised_domain_sql('?')}", [domain]
         ).fetchall()

@@ -12,7 +12,6 @@ import pyarrow as pa
 from leadflow.config import LeadflowConfig, load_config
 from leadflow.evaluation import metrics
 from leadflow.evaluation.outcomes import EvaluationError, check_window, outcomes, scored
-from leadflow.lake import duckdb_connection
 from leadflow.scoring.query import load_properties, property_names
 from leadflow.scoring.scores import read_contacts
 from leadflow.workspace import Workspace
@@ -118,7 +117,7 @@ def evaluate(
     properties = load_properties(
         workspace.engine, set().union(*(property_names(config) for config in configs)), None
     )
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         connection.register("cohort", cohort)
         current = _in_cohort(
             connection,

@@ -232,8 +232,8 @@ def _load_batch(
 
 
 def pulled_dir(workspace: Workspace) -> Path:
-    """Where pulled pages wait for their ingest (beside the lake; empty between pulls)."""
-    return workspace.lake.root.parent / "hubspot" / "pulled"
+    """Where pulled pages wait for their ingest (on this machine; empty between pulls)."""
+    return workspace.local_dir / "hubspot" / "pulled"
 
 
 def read_cursor(workspace: Workspace, name: str) -> dict | None:

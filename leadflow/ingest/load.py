@@ -53,7 +53,7 @@ from leadflow.ingest.sources import (
     vendor_sql,
 )
 from leadflow.ingest.validation import ValidationResult, load_suite, validate_batches
-from leadflow.lake import StagedBatch, duckdb_connection
+from leadflow.lake import StagedBatch
 from leadflow.sql import identifier, literal
 from leadflow.store.db import bulk_load, session_scope
 from leadflow.workspace import Workspace
@@ -189,7 +189,7 @@ def ingest_file(
             report,
             again=True,
         )
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         return _ingest(workspace, connection, path, raw, source, checksum, now, commit_with)
 
 

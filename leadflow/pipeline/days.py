@@ -18,7 +18,6 @@ from typing import TypeVar
 from sqlalchemy import Connection, Date, bindparam, text
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from leadflow.lake import duckdb_connection
 from leadflow.lifecycle import LifecycleSummary, lifecycle_step
 from leadflow.marketing import MarketingSummary, marketing_step, stages_by_email, tier_report
 from leadflow.pipeline.mirror import day_inputs, record_day
@@ -55,7 +54,7 @@ def run_day(
     seconds: dict[str, float] = {}
     started = datetime.now(UTC)
     clock = perf_counter()
-    with duckdb_connection() as connection, attached(connection, workspace.cache_path):
+    with workspace.lake.connection() as connection, attached(connection, workspace.cache_path):
         inputs = day_inputs(connection, workspace, property_names(workspace.config))
         partitions = prepare_day(
             workspace,

@@ -1,5 +1,6 @@
-"""The run cache: a DuckDB file beside the lake (`<lake>/_cache/run.duckdb`) holding what a day
-run would otherwise re-read or recompute in full every day: the aggregate ledger
+"""The run cache: a DuckDB file in the lake's local folder (`<lake>/_cache/run.duckdb`; always on
+this machine, also for a lake on S3) holding what a day run would otherwise re-read or
+recompute in full every day: the aggregate ledger
 (`leadflow.scoring.ledger`) and a mirror of the state (`leadflow.pipeline.mirror`).
 
 It is a cache, never the truth: every part records what it was built from (in `cache.meta`),
@@ -21,8 +22,8 @@ SCHEMA = [
 ]
 
 
-def cache_path(lake_root: Path) -> Path:
-    return Path(lake_root) / "_cache" / "run.duckdb"
+def cache_path(lake_local: Path) -> Path:
+    return Path(lake_local) / "_cache" / "run.duckdb"
 
 
 @contextmanager

@@ -18,7 +18,6 @@ rebuilds it from a full pass.
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 from math import floor
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -48,7 +47,7 @@ def _seconds(end: datetime) -> str:
     return f"epoch({quote(end.isoformat())}::TIMESTAMPTZ)"
 
 
-def _files_by_day(lake: EventLake, batches: set[str]) -> list[tuple[date, Path]]:
+def _files_by_day(lake: EventLake, batches: set[str]) -> list[tuple[date, str]]:
     return [(lake.file_day(path), path) for path in lake.files(batches)]
 
 

@@ -29,7 +29,7 @@ from time import perf_counter
 import duckdb
 
 from leadflow.config import LeadflowConfig
-from leadflow.lake import EventLake, LakePartition, duckdb_connection, partition_sql
+from leadflow.lake import EventLake, LakePartition, partition_sql
 from leadflow.pipeline.runcache import attached, get_meta
 from leadflow.sql import literal
 
@@ -92,7 +92,7 @@ def score_partition(job: PartitionJob) -> PartitionResult:
 
     clock = perf_counter()
     lake = LakePartition(job.lake, job.partition, job.partitions)
-    with duckdb_connection() as connection:
+    with lake.connection() as connection:
         for name in INPUTS:
             source = literal(str(job.input(name)))
             connection.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM read_parquet({source})")

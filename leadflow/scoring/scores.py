@@ -27,7 +27,7 @@ from leadflow.companies.scores import day_columns as company_day_columns
 from leadflow.config import ConditionRule, EventRule, LeadflowConfig, ValueRule
 from leadflow.domain import RECORD_KEY_PREFIX
 from leadflow.errors import DayRangeError, UserError
-from leadflow.lake import EventLake, LakePartition, duckdb_connection
+from leadflow.lake import EventLake, LakePartition
 from leadflow.scoring.conditions import grid_column, property_column, quote, score_column
 from leadflow.scoring.ledger import aggregates_as_of
 from leadflow.scoring.partitions import (
@@ -218,7 +218,7 @@ def _long_scores_sql(workspace: Workspace, relation: str, keys: str = "email, da
 def scores_as_of(workspace: Workspace, day: date) -> pa.Table:
     """Every contact's scores and bands as of `day` (`export scores`' columns)."""
     names = list(workspace.config.scores)
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace))
         columns = [
             f"round({score_column(name)}, {DECIMALS}) AS {identifier(name)}" for name in names
@@ -375,7 +375,7 @@ def _compare_with_stored(
 
 def score_day(workspace: Workspace, day: date) -> ScoringSummary:
     """Score every contact as of `day` and write back only what changed (README: Scores)."""
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         started = datetime.now(UTC)
         prepare_day(workspace, connection, day, read_contacts(workspace))
         with workspace.engine.begin() as db:
@@ -654,7 +654,7 @@ def explain_contact(workspace: Workspace, email: str, day: date) -> ContactExpla
     into the score; and the contact's cell of each grid."""
     email = email.strip().lower()
     check_contact(workspace, email)
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         row = scored_relation(workspace, connection, [day], email=email, explain=True)
         row = row.to_arrow_table()
         row = {name: values[0] for name, values in row.to_pydict().items()}
@@ -708,7 +708,7 @@ def history(workspace: Workspace, email: str, start: date, end: date) -> pa.Tabl
     email = email.strip().lower()
     check_contact(workspace, email)
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         scored = scored_relation(workspace, connection, days, email=email)
         connection.register("scored", scored)
         return connection.sql(
@@ -733,7 +733,7 @@ class RescoreImpact:
 
 def rescore_impact(workspace: Workspace, day: date, movers: int = 10) -> RescoreImpact:
     """What rescoring as of `day` with the current rules would change; writes nothing."""
-    with duckdb_connection() as connection:
+    with workspace.lake.connection() as connection:
         prepare_day(workspace, connection, day, read_contacts(workspace))
         stored = _compare_with_stored(workspace, connection)
         bands = connection.execute(
