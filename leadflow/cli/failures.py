@@ -4,6 +4,7 @@ Imported only once something failed, so its imports cost nothing on the happy pa
 """
 
 import os
+import sys
 
 
 def _first_line(text: object) -> str:
@@ -22,7 +23,8 @@ def describe(error: BaseException) -> tuple[str, int]:
         return database, 1
     if isinstance(error, OSError):
         return _os_failure(error), 1
-    if type(error).__module__.startswith("duckdb"):
+    duckdb = sys.modules.get("duckdb")  # not imported: the error cannot be DuckDB's
+    if duckdb is not None and isinstance(error, duckdb.Error):
         return f"the lake or the run cache: {_first_line(error)}", 1
     return (
         f"unexpected {type(error).__name__}: {_first_line(error)} (a bug? run again with "
