@@ -33,8 +33,8 @@ CONNECT_SECONDS = 5
 LOCAL_WORKERS = 2
 
 
-class DaskUnreachable(UserError, ConnectionError):
-    """No Dask scheduler answers at the address."""
+class DaskUnreachable(UserError, RuntimeError):
+    """No Dask scheduler answers at the address (not an OSError: the day task does not retry)."""
 
 
 class PartitionLost(UserError, RuntimeError):

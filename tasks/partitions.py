@@ -5,7 +5,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from leadflow.cluster import CONNECT_SECONDS, shared, unreachable
+from leadflow.cluster import CONNECT_SECONDS, lost, shared, unreachable
 from leadflow.scoring.partitions import (
     PartitionJob,
     PartitionResult,
@@ -43,16 +43,20 @@ def on_dask(address: str) -> PartitionRunner:
     partitions with it: the scheduler runs them again elsewhere; Prefect retries I/O errors."""
 
     def run(jobs: list[PartitionJob]) -> list[PartitionResult]:
+        from distributed import KilledWorker
         from prefect_dask import DaskTaskRunner
 
         with DaskTaskRunner(address=address, client_kwargs={"timeout": CONNECT_SECONDS}) as runner:
             try:
-                runner.client  # noqa: B018 (connects: a scheduler down is one line, not a retry)
+                runner.client  # noqa: B018 (connects now: a scheduler down is one line)
             except (OSError, ValueError, TypeError) as error:
                 raise unreachable(address, error) from None
             futures = [
                 runner.submit(score_partition_task, parameters={"job": shared(job)}) for job in jobs
             ]
-            return [future.result() for future in futures]
+            try:
+                return [future.result() for future in futures]
+            except KilledWorker as error:
+                raise lost(error) from None
 
     return run
