@@ -47,6 +47,9 @@ def duckdb_connection() -> duckdb.DuckDBPyConnection:
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     connection.execute("SET preserve_insertion_order = false")  # less memory; we ORDER BY
+    # No progress bar of DuckDB's own on the terminal: the command line draws its own, and a
+    # Dask worker's would land on the terminal of the command that started the cluster.
+    connection.execute("SET enable_progress_bar = false")
     spill = Path(tempfile.gettempdir()) / "leadflow-duckdb"
     connection.execute(f"SET temp_directory = {literal(spill.as_posix())}")
     return connection
