@@ -82,6 +82,9 @@ def duckdb_connection() -> duckdb.DuckDBPyConnection:
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     connection.execute("SET preserve_insertion_order = false")  # less memory; we ORDER BY
+    # No progress bar of DuckDB's own on the terminal: the command line draws its own, and a
+    # Dask worker's would land on the terminal of the command that started the cluster.
+    connection.execute("SET enable_progress_bar = false")
     spill = Path(tempfile.gettempdir()) / "leadflow-duckdb"
     connection.execute(f"SET temp_directory = {literal(spill.as_posix())}")
     return connection
@@ -113,6 +116,10 @@ class EventLake:
     def connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection (`duckdb_connection`) that can read this lake's files."""
         return duckdb_connection()
+
+    def absolute(self) -> "EventLake":
+        """The same lake by absolute paths (for a process started in another folder)."""
+        return EventLake(self.root.absolute())
 
     def files(self, committed_batches: set[str]) -> list[str]:
         """The lake files that belong to committed batches, in a stable order."""
@@ -265,6 +272,9 @@ class S3EventLake(EventLake):
         connection = duckdb_connection()
         connection.register_filesystem(self.filesystem)
         return connection
+
+    def absolute(self) -> "S3EventLake":
+        return S3EventLake(self.location, self.local.absolute())
 
     @property
     def bucketed(self) -> bool:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     inbox: Path = DEFAULT_HOME / "inbox"
     config: Path = Path("leadflow.yaml")
     expectations: Path = PROJECT_ROOT / "expectations"
+    # A Dask scheduler (tcp://host:8786): the days' partitions run on its workers (README: A
+    # Dask cluster); unset, in this process.
+    dask_address: str | None = None
 
     @field_validator("lake", mode="before")
     @classmethod

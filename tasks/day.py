@@ -9,15 +9,24 @@ from prefect.logging import get_run_logger
 
 from leadflow.pipeline.days import run_day
 from leadflow.pipeline.replay import begin_replay
+from leadflow.scoring.partitions import run_in_process
+from leadflow.settings import get_settings
 from leadflow.workspace import Workspace
 from tasks.ingest import retry_on_io_error
+from tasks.partitions import on_dask
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io_error)
 def run_day_task(day: date) -> dict:
-    """Run every step of `day`; a re-run of the same day converges (each step is idempotent)."""
-    summary = run_day(Workspace.from_settings(), day)
+    """Run every step of `day`; a re-run of the same day converges (each step is idempotent).
+    With LEADFLOW_DASK_ADDRESS, its partitions are task runs of their own on that cluster."""
+    settings = get_settings()
+    address = settings.dask_address
+    run_partitions = on_dask(address) if address else run_in_process
     logger = get_run_logger()
+    if address:
+        logger.info("%s: the partitions run on the Dask cluster at %s", day, address)
+    summary = run_day(Workspace.from_settings(settings), day, run_partitions)
     scoring, lifecycle, marketing = summary.scoring, summary.lifecycle, summary.marketing
     timing = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in summary.seconds.items())
     logger.info("%s: %s", day, timing)

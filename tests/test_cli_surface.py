@@ -51,7 +51,8 @@ def test_help_answers_without_importing_anything_heavy():
         "import sys; from leadflow.cli import app; import typer; "
         "typer.main.get_command(app); "
         "heavy = [m for m in ('great_expectations', 'prefect', 'pandas', 'duckdb', 'sqlalchemy',"
-        " 'pyarrow', 'sklearn', 'matplotlib') if m in sys.modules]; print(heavy)"
+        " 'pyarrow', 'sklearn', 'matplotlib', 'dask', 'distributed', 'prefect_dask')"
+        " if m in sys.modules]; print(heavy)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

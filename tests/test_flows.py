@@ -220,11 +220,11 @@ def test_an_io_error_in_a_day_is_retried(prefect_harness, leadflow_env, monkeypa
     calls = []
     real_run_day = tasks.day.run_day
 
-    def flaky_run_day(space, day):
+    def flaky_run_day(space, day, run_partitions):
         calls.append(day)
         if len(calls) == 1:
             raise OSError("lake volume briefly unavailable")  # what a network disk does
-        return real_run_day(space, day)
+        return real_run_day(space, day, run_partitions)
 
     monkeypatch.setattr(tasks.day, "run_day", flaky_run_day)
     outcome = daily_flow(as_of=date(2026, 11, 20))

@@ -3,10 +3,14 @@
 Without a Prefect API configured (PREFECT_API_URL, or a Prefect profile's), a run is carried
 out in this process: nothing waits for a server to come up. With one, the run is a flow run on
 that server, with its artifacts. The steps are the same functions either way
-(`leadflow.pipeline.runs`).
+(`leadflow.pipeline.runs`). With LEADFLOW_DASK_ADDRESS or --dask, the days' partitions run on a
+Dask cluster's workers: submitted by this process, or as task runs of the flow's day tasks.
 """
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -27,8 +31,17 @@ from leadflow.cli.common import (
 )
 from leadflow.cli.output import print_outcome, print_results, progress_bar, progress_callback
 
+log = logging.getLogger(__name__)
 Start = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")]
 End = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD.")]
+Dask = Annotated[
+    bool,
+    typer.Option(
+        "--dask",
+        help="Score the days' partitions on a Dask cluster of this machine (2 worker "
+        "processes, started for the command); LEADFLOW_DASK_ADDRESS: on that cluster's.",
+    ),
+]
 
 
 def _flow_mode() -> bool:
@@ -41,7 +54,7 @@ def _flow_mode() -> bool:
     return True
 
 
-def _local_steps(space, progress, bar, verb: str = "ran"):
+def _local_steps(space, progress, bar, run_partitions, verb: str = "ran"):
     from leadflow.pipeline.runs import LocalSteps
 
     return LocalSteps(
@@ -49,7 +62,48 @@ def _local_steps(space, progress, bar, verb: str = "ran"):
         on_day=progress_callback(progress, bar, verb),
         on_file=lambda path: progress.update(bar, description=f"ingest {Path(path).name}"),
         on_generated=progress_callback(progress, bar, "generated"),
+        run_partitions=run_partitions,
     )
+
+
+@contextmanager
+def _partitions(dask: bool, progress, bar) -> Iterator:
+    """How the days' partitions run, for the command: in this process; on the cluster at
+    LEADFLOW_DASK_ADDRESS; or, with --dask, on a local cluster of the command's own, whose
+    address the flow's day tasks then read. The scheduler is reached first: if it does not
+    answer, nothing has run."""
+    from leadflow.settings import get_settings
+
+    address = get_settings().dask_address
+    if not dask and not address:
+        from leadflow.scoring.partitions import run_in_process
+
+        yield run_in_process
+        return
+    from leadflow.cluster import ADDRESS_SETTING, connected, local_cluster, on_cluster
+
+    with ExitStack() as stack:
+        if dask:
+            progress.update(bar, description="starting a local Dask cluster")
+            address = stack.enter_context(local_cluster())
+            stack.enter_context(_environment(ADDRESS_SETTING, address))
+        client = stack.enter_context(connected(address))
+        log.info("the days' partitions run on the Dask cluster at %s", address)
+        yield on_cluster(client)
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """An environment variable set for the block, then put back."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _day_listener(listeners: list, callback):
@@ -69,7 +123,7 @@ def _day_listener(listeners: list, callback):
 
 @app.command()
 @handled
-def run(as_of: Day = None) -> None:
+def run(as_of: Day = None, dask: Dask = False) -> None:
     """The daily run as of --as-of (default: yesterday in the account time zone): ingest the
     files waiting in the inbox ($LEADFLOW_INBOX), then score every contact, move lifecycle
     stages, update marketing statuses and demotions, and report. Days missed since the last
@@ -78,18 +132,20 @@ def run(as_of: Day = None) -> None:
     with progress_bar() as progress:
         bar = progress.add_task("run: starting", total=None)
         space = workspace()
-        if _flow_mode():
-            from flows.daily import daily_flow
-            from flows.steps import day_listeners
+        flow = _flow_mode()
+        with _partitions(dask, progress, bar) as run_partitions:
+            if flow:
+                from flows.daily import daily_flow
+                from flows.steps import day_listeners
 
-            with _day_listener(day_listeners, progress_callback(progress, bar, "ran")):
-                outcome = daily_flow(as_of=day)
-        else:
-            from leadflow.pipeline import runs
-            from leadflow.settings import get_settings
+                with _day_listener(day_listeners, progress_callback(progress, bar, "ran")):
+                    outcome = daily_flow(as_of=day)
+            else:
+                from leadflow.pipeline import runs
+                from leadflow.settings import get_settings
 
-            steps = _local_steps(space, progress, bar)
-            outcome = runs.daily(space, steps, day, get_settings().inbox)
+                steps = _local_steps(space, progress, bar, run_partitions)
+                outcome = runs.daily(space, steps, day, get_settings().inbox)
     print_outcome(outcome, space)
     synced = outcome.get("hubspot", {})
     failed = [
@@ -104,7 +160,7 @@ def run(as_of: Day = None) -> None:
 
 @app.command()
 @handled
-def backfill(start: Start, end: End) -> None:
+def backfill(start: Start, end: End, dask: Dask = False) -> None:
     """Replay every day from --start to --end in order, as the daily runs would have (days
     already run after --start are undone first, and the replay goes on up to the latest)."""
     if end < start:
@@ -112,17 +168,19 @@ def backfill(start: Start, end: End) -> None:
     with progress_bar() as progress:
         bar = progress.add_task("backfill: starting", total=None)
         space = workspace()
-        if _flow_mode():
-            from flows.backfill import backfill_flow
-            from flows.steps import day_listeners
+        flow = _flow_mode()
+        with _partitions(dask, progress, bar) as run_partitions:
+            if flow:
+                from flows.backfill import backfill_flow
+                from flows.steps import day_listeners
 
-            with _day_listener(day_listeners, progress_callback(progress, bar, "backfill")):
-                outcome = backfill_flow(start=start.date(), end=end.date())
-        else:
-            from leadflow.pipeline import runs
+                with _day_listener(day_listeners, progress_callback(progress, bar, "backfill")):
+                    outcome = backfill_flow(start=start.date(), end=end.date())
+            else:
+                from leadflow.pipeline import runs
 
-            steps = _local_steps(space, progress, bar, "backfill")
-            outcome = runs.backfill(space, steps, start.date(), end.date())
+                steps = _local_steps(space, progress, bar, run_partitions, "backfill")
+                outcome = runs.backfill(space, steps, start.date(), end.date())
     print_outcome(outcome, space)
 
 
@@ -133,6 +191,7 @@ def rescore(
         bool, typer.Option("--dry-run", help="Show the impact only; write nothing.")
     ] = False,
     as_of: Day = None,
+    dask: Dask = False,
 ) -> None:
     """After a rule change: rescore everyone with the current rules as of the latest day run,
     moving stages and marketing statuses by them. --dry-run shows what would change (as of
@@ -143,16 +202,21 @@ def rescore(
         with progress_bar() as progress:
             bar = progress.add_task("rescore: starting", total=None)
             space = workspace()
-            if _flow_mode():
-                from flows.rescore import rescore_flow
+            flow = _flow_mode()
+            with _partitions(dask, progress, bar) as run_partitions:
+                if flow:
+                    from flows.rescore import rescore_flow
 
-                outcome = rescore_flow()
-            else:
-                from leadflow.pipeline import runs
+                    outcome = rescore_flow()
+                else:
+                    from leadflow.pipeline import runs
 
-                outcome = runs.rescore(space, _local_steps(space, progress, bar))
+                    steps = _local_steps(space, progress, bar, run_partitions)
+                    outcome = runs.rescore(space, steps)
         print_outcome(outcome, space)
         return
+    if dask:
+        fail("--dask goes with a rescore that runs; --dry-run scores in this process")
     from leadflow.cli.scores import print_rescore_impact
 
     print_rescore_impact(as_of)
@@ -167,6 +231,7 @@ def demo(
     contacts: Annotated[int, typer.Option(min=1, help="How many contacts.")] = 2000,
     days: Annotated[int, typer.Option(min=1, help="How many days of activity.")] = 365,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same data.")] = 42,
+    dask: Dask = False,
 ) -> None:
     """Generate a realistic sample data set (contacts, a HubSpot export, a year of activity,
     a few deliberately bad rows and one deliberately broken file) and run the pipeline on it:
@@ -176,21 +241,24 @@ def demo(
     with progress_bar() as progress:
         bar = progress.add_task("demo: starting", total=None)
         space = workspace()
-        if _flow_mode():
-            from flows.demo import demo_flow
-            from flows.steps import day_listeners
-            from tasks.demo import generation_listeners
+        flow = _flow_mode()
+        with _partitions(dask, progress, bar) as run_partitions:
+            if flow:
+                from flows.demo import demo_flow
+                from flows.steps import day_listeners
+                from tasks.demo import generation_listeners
 
-            with (
-                _day_listener(generation_listeners, progress_callback(progress, bar, "generated")),
-                _day_listener(day_listeners, progress_callback(progress, bar, "ran")),
-            ):
-                outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
-        else:
-            from leadflow.pipeline import runs
+                generated = progress_callback(progress, bar, "generated")
+                with (
+                    _day_listener(generation_listeners, generated),
+                    _day_listener(day_listeners, progress_callback(progress, bar, "ran")),
+                ):
+                    outcome = demo_flow(out_dir=out, contacts=contacts, days=days, seed=seed)
+            else:
+                from leadflow.pipeline import runs
 
-            steps = _local_steps(space, progress, bar)
-            outcome = runs.demo(space, steps, out, contacts, days, seed)
+                steps = _local_steps(space, progress, bar, run_partitions)
+                outcome = runs.demo(space, steps, out, contacts, days, seed)
     results = outcome["ingest"]
     print_results("demo: ingest", results)
     loaded = sum(item.get("rows_loaded", 0) for item in results)

@@ -20,6 +20,7 @@ from leadflow.pipeline.changes import StateChanges, day_changes, net_changes, sn
 from leadflow.pipeline.days import execute, run_day
 from leadflow.pipeline.plans import Plan, plan_backfill, plan_daily, plan_rescore
 from leadflow.pipeline.replay import begin_replay
+from leadflow.scoring.partitions import PartitionRunner, run_in_process
 from leadflow.store.lock import state_lock
 from leadflow.workspace import Workspace
 
@@ -88,6 +89,7 @@ class LocalSteps:
     on_generated: Callable[[str, int, int], None] | None = None  # (step, done, steps)
     on_pulled: Callable[[dict], None] | None = None  # after each pulled batch (its outcome)
     on_pushed: Callable[[int, int], None] | None = None  # (contacts done, contacts to push)
+    run_partitions: PartitionRunner = run_in_process  # or on a Dask cluster (leadflow.cluster)
 
     def holder(self, run: str) -> str:
         return "leadflow run" if run == "daily" else f"leadflow {run}"
@@ -111,7 +113,7 @@ class LocalSteps:
         return touched
 
     def run_day(self, day: date) -> dict:
-        summary = run_day(self.workspace, day)
+        summary = run_day(self.workspace, day, self.run_partitions)
         timing = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in summary.seconds.items())
         self.log(f"{day}: {timing}")
         return asdict(summary)
