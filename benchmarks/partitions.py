@@ -158,8 +158,10 @@ def measure(state: Path, mode: str) -> dict:
         )
         done.set()
         watcher.join()
-    if child.returncode:
-        raise SystemExit(child.stderr[-3000:])
+    if child.returncode:  # e.g. DuckDB out of memory: a figure of its own
+        lines = [line for line in child.stderr.splitlines() if line.strip()]
+        error = next((line for line in lines if "Error" in line), lines[-1] if lines else "")
+        return {"failed": error.strip()[:160]}
     return json.loads(child.stdout.splitlines()[-1]) | {"spill": peak[0] / 2**20}
 
 
@@ -192,8 +194,12 @@ def main() -> None:
         print("| computation | wall | ratio | CPU | peak RSS | peak spill files | rows |")
         print("|---|---|---|---|---|---|---|")
         for name, figures in rows:
+            if "failed" in figures:
+                print(f"| {name} | failed: {figures['failed']} | | | | | |")
+                continue
+            ratio = f"{figures['wall'] / hand['wall']:.2f}×" if "wall" in hand else "-"
             print(
-                f"| {name} | {figures['wall']:.2f} s | {figures['wall'] / hand['wall']:.2f}× "
+                f"| {name} | {figures['wall']:.2f} s | {ratio} "
                 f"| {figures['cpu']:.2f} s | {figures['rss']:,.0f} MiB "
                 f"| {figures['spill']:,.0f} MiB | {figures['rows']:,} |"
             )
