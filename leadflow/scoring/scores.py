@@ -126,7 +126,7 @@ def scored_relation(
     pass. With `companies` (every contact), also the company scores (`leadflow.companies`)."""
     companies = companies and email is None
     if properties is None:
-        names = read_properties(workspace.config, lifecycle, marketing, companies)
+        names = scored_property_names(workspace.config, lifecycle, marketing, companies)
         properties = load_properties(workspace.engine, names, email)
     register_targets(workspace, connection, days, properties, email, contacts, stages)
     return score_registered(
@@ -167,7 +167,7 @@ def register_targets(
     prepare_inputs(connection, workspace.config, targets, properties, stages, created)
 
 
-def read_properties(
+def scored_property_names(
     config: LeadflowConfig, lifecycle: bool, marketing: bool, companies: bool
 ) -> set[str]:
     """The properties the scoring query reads with these steps."""
