@@ -31,7 +31,7 @@ from leadflow import domain
 from leadflow.ingest.readers import ROW
 from leadflow.ingest.sources import RECORD_KEY_PREFIX, Source, entry_stages, property_columns
 from leadflow.sql import identifier, literal
-from leadflow.store.db import bulk_load
+from leadflow.store.db import BULK_CHUNK_ROWS, bulk_load
 from leadflow.workspace import Workspace
 
 
@@ -75,12 +75,12 @@ def identity_conflicts(workspace: Workspace, connection: duckdb.DuckDBPyConnecti
     identities = connection.sql(
         f"SELECT {ROW} AS row, email, hubspot_record_id FROM norm "
         "WHERE hubspot_record_id IS NOT NULL"
-    ).to_arrow_table()
-    if identities.num_rows == 0:
+    )
+    if not identities.limit(1).fetchall():
         return {}
     with workspace.engine.begin() as db:
         IDENTITIES.create(db)
-        bulk_load(db, IDENTITIES, identities)
+        bulk_load(db, IDENTITIES, identities.to_arrow_reader(BULK_CHUNK_ROWS))
         found = db.execute(text(CONFLICTS_SQL), {"prefix": f"{RECORD_KEY_PREFIX}%"}).all()
         IDENTITIES.drop(db)
     reasons = {}
@@ -149,10 +149,10 @@ def load_contacts(
                   COALESCE(created_at_ts, updated_at_ts) AS created_at, initial_stage,
                   initial_marketing_status
            FROM good ORDER BY contact_key"""
-    ).to_arrow_table()
+    ).to_arrow_reader(BULK_CHUNK_ROWS)
     for table in (STAGE_CONTACT, STAGE_PROPERTY, STAGE_ENTRY, NEW_HISTORY, TOUCHED):
         table.create(db)
-    bulk_load(db, STAGE_CONTACT, records)
+    rows = bulk_load(db, STAGE_CONTACT, records)
     _index(db, STAGE_CONTACT, "contact_key", "hubspot_record_id")
     _attach_identities(db)
     _resolve_keys(db, "stage_contact")
@@ -207,7 +207,7 @@ def load_contacts(
     ).scalar_one()
     for table in (STAGE_CONTACT, STAGE_PROPERTY, STAGE_ENTRY, NEW_HISTORY, TOUCHED):
         table.drop(db)
-    return loaded, records.num_rows - loaded, created
+    return loaded, rows - loaded, created
 
 
 def _attach_identities(db: Connection) -> None:
@@ -288,7 +288,7 @@ def _load_history(
                 JOIN property_names n USING ("column")
                 WHERE u.value IS NOT NULL
                 ORDER BY u.contact_key, n.name"""
-        ).to_arrow_table()
+        ).to_arrow_reader(BULK_CHUNK_ROWS)
         bulk_load(db, STAGE_PROPERTY, changes)
         _resolve_keys(db, "stage_property")
     db.execute(
@@ -338,7 +338,7 @@ def _load_entries(
         f"FROM good WHERE entry_{index} IS NOT NULL"
         for index, stage in enumerate(stages)
     )
-    bulk_load(db, STAGE_ENTRY, connection.sql(parts).to_arrow_table())
+    bulk_load(db, STAGE_ENTRY, connection.sql(parts).to_arrow_reader(BULK_CHUNK_ROWS))
     _resolve_keys(db, "stage_entry_day")
     db.execute(
         text(

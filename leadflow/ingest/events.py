@@ -19,7 +19,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from leadflow import domain
 from leadflow.lake import EVENT_SCHEMA, StagedBatch
 from leadflow.sql import literal
-from leadflow.store.db import bulk_load
+from leadflow.store.db import BULK_CHUNK_ROWS, bulk_load
 from leadflow.workspace import Workspace
 
 
@@ -129,7 +129,7 @@ def create_event_contacts(
                        AS creation_source,
                    min(occurred_at_ts) AS created_at
             FROM new_events GROUP BY email ORDER BY email"""
-    ).to_arrow_table()
+    ).to_arrow_reader(BULK_CHUNK_ROWS)
     STAGE_EVENT_CONTACT.create(db)
     bulk_load(db, STAGE_EVENT_CONTACT, first_seen)
     before = db.execute(text("SELECT count(*) FROM contact")).scalar_one()

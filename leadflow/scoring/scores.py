@@ -54,7 +54,14 @@ from leadflow.scoring.query import (
     targets_table,
 )
 from leadflow.sql import identifier, literal
-from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow, session_scope
+from leadflow.store.db import (
+    BULK_CHUNK_ROWS,
+    bulk_load,
+    bump_state_version,
+    connected,
+    read_arrow,
+    session_scope,
+)
 from leadflow.workspace import Workspace
 from models import ScoringRun
 
@@ -496,7 +503,6 @@ def score_histogram(
     return histogram
 
 
-WRITE_BATCH_ROWS = 200_000
 STAGE = Table(
     "stage_score",
     MetaData(),
@@ -513,7 +519,7 @@ def _write_back(
     db: Connection, connection: duckdb.DuckDBPyConnection, changed: int, day: date, version: str
 ) -> int:
     """Upsert the `changed` rows of `changed_scores` and record their band changes, in the day's
-    transaction; read from DuckDB WRITE_BATCH_ROWS at a time (bounded memory at any base).
+    transaction; read from DuckDB BULK_CHUNK_ROWS at a time (bounded memory at any base).
 
     By score, then contact: the first write of a score table (SQLite) then lays each score's
     rows out together, in contact order, and a day's decay, which moves one score of many
@@ -522,12 +528,11 @@ def _write_back(
         return 0
     bump_state_version(db)
     STAGE.create(db)
-    batches = connection.sql(
+    changed_rows = connection.sql(
         """SELECT contact_id, score, value, band, old_band FROM changed_scores
            ORDER BY score, contact_id"""
-    ).to_arrow_reader(WRITE_BATCH_ROWS)
-    for batch in batches:
-        bulk_load(db, STAGE, pa.Table.from_batches([batch]))
+    ).to_arrow_reader(BULK_CHUNK_ROWS)
+    bulk_load(db, STAGE, changed_rows)
     params = {"day": day, "version": version}
     result = db.execute(
         text(

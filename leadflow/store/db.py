@@ -32,7 +32,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA temp_store=MEMORY")  # staging tables of bulk loads
+    # Staging tables of bulk loads in a temporary file (in memory, a batch of ten million
+    # contacts and their properties took 20 GiB; BENCHMARKS: Scale).
+    cursor.execute("PRAGMA temp_store=FILE")
     cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: index upkeep of large batches
     cursor.close()
 
@@ -99,43 +101,49 @@ def bump_state_version(db: Connection) -> None:
 BULK_CHUNK_ROWS = 200_000
 
 
-def bulk_load(connection: Connection, table: Table, rows: pa.Table) -> None:
-    """Append an Arrow table to `table` fast: COPY on PostgreSQL, a plain executemany on SQLite.
+def bulk_load(connection: Connection, table: Table, rows: pa.Table | pa.RecordBatchReader) -> int:
+    """Append Arrow rows to `table` fast: COPY on PostgreSQL, a plain executemany on SQLite;
+    returns how many. A `RecordBatchReader` (DuckDB's `to_arrow_reader`) is written batch by
+    batch, so that a ten-million-row load never holds its rows in memory at once.
 
     Going through the ORM or SQLAlchemy's executemany costs ~20 µs per row in Python, which is
     most of an ingest of a million property values; this path is a few µs per row. Timestamps
     are written in the storage format SQLAlchemy's DateTime uses on each dialect, so rows read
     back through the models exactly as if the ORM had written them.
     """
-    if rows.num_rows == 0:
-        return
-    names = [column.name for column in table.columns if column.name in rows.column_names]
-    rows = rows.select(names)
+    names = [column.name for column in table.columns if column.name in rows.schema.names]
+    batches = rows.to_batches(BULK_CHUNK_ROWS) if isinstance(rows, pa.Table) else rows
+    count = 0
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
         column_list = ", ".join(identifier(name) for name in names)
         options = pacsv.WriteOptions(include_header=False)
         statement = f"COPY {identifier(table.name)} ({column_list}) FROM STDIN (FORMAT csv)"
         with cursor.copy(statement) as copy:
-            for chunk in rows.to_batches(BULK_CHUNK_ROWS):
+            for batch in batches:
                 buffer = io.BytesIO()
-                pacsv.write_csv(pa.Table.from_batches([chunk]), buffer, options)
+                pacsv.write_csv(pa.Table.from_batches([batch.select(names)]), buffer, options)
                 copy.write(buffer.getvalue())
-        return
+                count += batch.num_rows
+        return count
     statement = (
         f"INSERT INTO {identifier(table.name)} ({', '.join(map(identifier, names))}) "
         f"VALUES ({', '.join('?' for _ in names)})"
     )
-    for chunk in rows.to_batches(BULK_CHUNK_ROWS):  # bounded memory: Python rows are big
+    for batch in batches:  # bounded memory: Python rows are big
         columns = []
-        for column in chunk.columns:
+        for name in names:
+            column = batch.column(name)
             if pa.types.is_timestamp(column.type):
                 # SQLAlchemy's "2026-01-01 00:00:05.000000" in UTC (casting a zone-less
                 # timestamp is ten times faster than one with a zone).
                 utc = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
                 column = utc.cast(pa.timestamp("us")).cast(pa.string())
             columns.append(column.to_pylist())
-        connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+        if batch.num_rows:
+            connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+        count += batch.num_rows
+    return count
 
 
 @contextmanager
