@@ -100,6 +100,22 @@ def test_every_failure_is_one_line(case, leadflow_env, monkeypatch):
         assert result.exception is not None and not isinstance(result.exception, SystemExit)
 
 
+def test_duckdb_out_of_memory_is_one_line_that_says_so():
+    import duckdb
+
+    from leadflow.cli.failures import describe
+    from leadflow.lake import DUCKDB_MEMORY_LIMIT
+
+    connection = duckdb.connect()
+    connection.execute("SET memory_limit = '20MB'")
+    with pytest.raises(duckdb.OutOfMemoryException) as failure:  # a list cannot spill
+        connection.execute("SELECT list(i) FROM range(20000000) t(i)").fetchall()
+    message, code = describe(failure.value)
+    assert code == 1 and "\n" not in message
+    assert message.startswith(f"DuckDB ran out of its {DUCKDB_MEMORY_LIMIT} memory limit")
+    assert "Out of Memory Error" in message and "How far one machine goes" in message
+
+
 def test_a_project_of_ones_own(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("LEADFLOW_CONFIG", "LEADFLOW_DATABASE_URL", "LEADFLOW_LAKE"):

@@ -23,11 +23,23 @@ def describe(error: BaseException) -> tuple[str, int]:
     if isinstance(error, OSError):
         return _os_failure(error), 1
     if type(error).__module__.lstrip("_").startswith("duckdb"):  # `_duckdb` in DuckDB 2
+        if type(error).__name__ == "OutOfMemoryException":
+            return _out_of_memory(error), 1
         return f"the lake or the run cache: {_duckdb_reason(error)}", 1
     return (
         f"unexpected {type(error).__name__}: {_first_line(error)} (a bug? run again with "
         "--debug for the traceback, and report it)",
         1,
+    )
+
+
+def _out_of_memory(error: BaseException) -> str:
+    """DuckDB past its limit: not a broken lake. Seen on a first day of 5M contacts."""
+    from leadflow.lake import DUCKDB_MEMORY_LIMIT
+
+    return (
+        f"DuckDB ran out of its {DUCKDB_MEMORY_LIMIT} memory limit ({_first_line(error)}); "
+        "nothing was committed; see README, Scaling out: How far one machine goes"
     )
 
 
