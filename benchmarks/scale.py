@@ -33,6 +33,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+from partitions import folder_size
 
 HERE = Path(__file__).resolve().parent
 END = date(2026, 10, 31)
@@ -229,10 +230,6 @@ def measure(step: str, data: Path, state: Path) -> dict:
     return json.loads(child.stdout.splitlines()[-1])
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, nargs="+", default=[1_000_000])
@@ -264,7 +261,7 @@ def main() -> None:
             print(f"  {step}: {json.dumps(figures)}", flush=True)
             if "failed" in figures:
                 break
-        steps["lake MiB"] = folder_bytes(state / "lake" / "events") / 2**20
+        steps["lake MiB"] = folder_size(state / "lake" / "events") / 2**20
         steps["state MiB"] = (state / "state.db").stat().st_size / 2**20
         rows.append((contacts, steps))
     _table(rows)
