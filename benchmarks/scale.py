@@ -20,6 +20,11 @@ own (its peak RSS is its own), on the shipped `leadflow.yaml` (`engine.partition
 Each finished step is recorded in `<data>/scale-<N>/steps.json`, so an interrupted run goes
 on where it stopped; `--again` runs the first day and daily steps once more on a copy of the
 ingested state.
+
+The state store is a SQLite file in `<data>/scale-<N>-state`, or with `--postgres URL` (a
+server's URL without a database) a database `leadflow_scale_<N>` on that server: a batch of
+ten million contacts is one transaction, whose write-ahead log SQLite cannot checkpoint before
+it commits (32 GB of it at 10M; BENCHMARKS: Scale), where PostgreSQL checkpoints as it goes.
 """
 
 import argparse
@@ -65,7 +70,7 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from scale import run_step
 from pathlib import Path
-figures = run_step(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+figures = run_step(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5])
 figures["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(figures))
 """
@@ -156,22 +161,90 @@ def generate(data: Path, contacts: int) -> None:
     print(f"  generated {contacts:,} contacts in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def _workspace(state: Path):
+class StateStore:
+    """Where one size's state lives: a SQLite file in its folder, or a PostgreSQL database;
+    with the copy of it as ingested that `--again` starts from."""
+
+    def __init__(self, state: Path, contacts: int, postgres: str | None):
+        self.folder, self.postgres = state, postgres
+        self.database = f"leadflow_scale_{contacts}"
+
+    @property
+    def url(self) -> str:
+        if self.postgres:
+            return f"{self.postgres.rstrip('/')}/{self.database}"
+        return f"sqlite:///{self.folder / 'state.db'}"
+
+    def _server(self, *statements: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(
+            f"{self.postgres.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+        engine.dispose()
+
+    def create(self) -> None:
+        if self.postgres and not (self.folder / "steps.json").exists():
+            self._server(
+                f"DROP DATABASE IF EXISTS {self.database}", f"CREATE DATABASE {self.database}"
+            )
+
+    def keep_ingested(self) -> None:
+        """A copy of the state store as ingested (the lake is only added to by later steps)."""
+        if self.postgres:
+            copy = f"{self.database}_ingested"
+            self._server(
+                f"DROP DATABASE IF EXISTS {copy}",
+                f"CREATE DATABASE {copy} TEMPLATE {self.database}",
+            )
+        else:
+            shutil.copy2(self.folder / "state.db", self.folder / "state.db.ingested")
+
+    def restore(self) -> None:
+        """The state as ingested: the state store copied back, the run cache and the next
+        day's batch dropped (its lake files go with the batch: unreferenced, swept by the next
+        ingest)."""
+        if self.postgres:
+            copy = f"{self.database}_ingested"
+            self._server(
+                f"DROP DATABASE IF EXISTS {self.database}",
+                f"CREATE DATABASE {self.database} TEMPLATE {copy}",
+            )
+        else:
+            shutil.copy2(self.folder / "state.db.ingested", self.folder / "state.db")
+            for name in ("state.db-wal", "state.db-shm"):
+                (self.folder / name).unlink(missing_ok=True)
+        shutil.rmtree(self.folder / "lake" / "_cache", ignore_errors=True)
+
+    def mebibytes(self) -> float:
+        if not self.postgres:
+            return (self.folder / "state.db").stat().st_size / 2**20
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url)
+        with engine.connect() as connection:
+            size = connection.execute(text("SELECT pg_database_size(current_database())")).scalar()
+        engine.dispose()
+        return size / 2**20
+
+
+def _workspace(state: Path, url: str):
     from leadflow.settings import PROJECT_ROOT
     from leadflow.workspace import Workspace
 
-    return Workspace.in_folder(
-        f"sqlite:///{state / 'state.db'}", state, PROJECT_ROOT / "leadflow.yaml"
-    )
+    return Workspace.in_folder(url, state, PROJECT_ROOT / "leadflow.yaml")
 
 
-def run_step(step: str, data: Path, state: Path) -> dict:
+def run_step(step: str, data: Path, state: Path, url: str) -> dict:
     """One step in this (child) process; its figures."""
     from leadflow.ingest.load import ingest_file
     from leadflow.pipeline.days import run_day
     from leadflow.scoring.partitions import run_in_process
 
-    space = _workspace(state)
+    space = _workspace(state, url)
     figures: dict = {}
     if step == "daily":  # the inbox is made before the clock starts
         from daily import day_events_file
@@ -219,9 +292,9 @@ def figures_events(space) -> int:
     return round(read_contacts(space).num_rows * NEXT_DAY_SHARE)
 
 
-def measure(step: str, data: Path, state: Path) -> dict:
+def measure(step: str, data: Path, store: StateStore) -> dict:
     child = subprocess.run(
-        [sys.executable, "-c", STEP, str(HERE), step, str(data), str(state)],
+        [sys.executable, "-c", STEP, str(HERE), step, str(data), str(store.folder), store.url],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -235,50 +308,44 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--data", type=Path, default=Path("bench-data"))
     parser.add_argument("--again", action="store_true", help="first day and daily once more")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="the state store on this PostgreSQL server, e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432",
+    )
     args = parser.parse_args()
     rows = []
     for contacts in args.contacts:
         data, state = args.data / f"scale-{contacts}", args.data / f"scale-{contacts}-state"
         print(f"{contacts:,} contacts: load {os.getloadavg()[0]:.1f}", flush=True)
         generate(data, contacts)
+        store = StateStore(state, contacts, args.postgres)
         record = state / "steps.json"
         if args.again and record.exists():
             steps = json.loads(record.read_text())
-            _restore(state)
+            store.restore()
             steps = {"ingest": steps["ingest"]}
         else:
             state.mkdir(parents=True, exist_ok=True)
+            store.create()
             steps = json.loads(record.read_text()) if record.exists() else {}
         for step in ("ingest", "first day", "daily"):
             if step in steps and "failed" not in steps[step]:
                 continue
-            figures = measure(step, data, state)
+            figures = measure(step, data, store)
             figures["load"] = os.getloadavg()[0]
             steps[step] = figures
             if step == "ingest" and "failed" not in figures:
-                _keep_ingested(state)
+                store.keep_ingested()
             record.write_text(json.dumps(steps, indent=1))
             print(f"  {step}: {json.dumps(figures)}", flush=True)
             if "failed" in figures:
                 break
         steps["lake MiB"] = folder_size(state / "lake" / "events") / 2**20
-        steps["state MiB"] = (state / "state.db").stat().st_size / 2**20
+        steps["state MiB"] = store.mebibytes()
         rows.append((contacts, steps))
     _table(rows)
-
-
-def _keep_ingested(state: Path) -> None:
-    """A copy of the state store as ingested (the lake is only added to by later steps)."""
-    shutil.copy2(state / "state.db", state / "state.db.ingested")
-
-
-def _restore(state: Path) -> None:
-    """The state as ingested: the state store copied back, the run cache and the next day's
-    batch dropped (its lake files go with the batch: unreferenced, swept by the next ingest)."""
-    shutil.copy2(state / "state.db.ingested", state / "state.db")
-    for name in ("state.db-wal", "state.db-shm"):
-        (state / name).unlink(missing_ok=True)
-    shutil.rmtree(state / "lake" / "_cache", ignore_errors=True)
 
 
 def _table(rows: list[tuple[int, dict]]) -> None:
