@@ -44,6 +44,7 @@ from leadflow.domain import NON_MARKETING_SOURCES
 from leadflow.errors import UserError
 from leadflow.lifecycle import current_stages
 from leadflow.scoring.conditions import quote
+from leadflow.scoring.partitions import create_by_partition, partition_count
 from leadflow.scoring.scores import check_contact, prepare_day
 from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow
 from leadflow.workspace import Workspace
@@ -211,7 +212,8 @@ class MarketingSummary:
 def decide_sql(config: LeadflowConfig) -> str:
     """The contacts whose marketing state day $day changes (a first status, a suppression, a
     demotion opened or moved on, a promotion), with their state after it, from `state` and
-    `day_scored` (see the module). The others, most of the base on most days, are left out."""
+    `day_scored` (see the module), of partition $partition of $partitions of the contact ids
+    (`create_by_partition`). The others, most of the base on most days, are left out."""
     status, rule = initial_status_sql(config)
     window = config.contract.demotion_window_days
     admin = ", ".join(quote(rule) for rule in ADMIN_RULES)
@@ -220,6 +222,8 @@ def decide_sql(config: LeadflowConfig) -> str:
         SELECT s.*, e.promote, e.demote_rule, COALESCE(e.suppressed, false) AS now_suppressed,
                e.suppression_reason, s.demotion_renewal::DATE AS renewal
         FROM state s JOIN day_scored e ON e.contact_id = s.contact_id
+        WHERE s.contact_id % $partitions = $partition
+          AND e.contact_id % $partitions = $partition
     ),
     step1 AS (
         SELECT *, COALESCE(status, {status}) AS status0, COALESCE(status_rule, {rule}) AS rule0,
@@ -340,12 +344,12 @@ def marketing_step(
     config = workspace.config
     renewal = renewal_after(day, config.contract)
     connection.register("state", state)
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE decided AS {decide_sql(config)}",
-        {
-            "day": day,
-            "window_start": window_start(renewal, config.contract),
-        },
+    create_by_partition(
+        connection,
+        "decided",
+        decide_sql(config),
+        partition_count(config, state.num_rows),
+        {"day": day, "window_start": window_start(renewal, config.contract)},
     )
     changes = connection.sql(CHANGES_SQL, params={"renewal": renewal}).to_arrow_table()
     [(promoted, new_contacts, suppressed, applied)] = connection.execute(

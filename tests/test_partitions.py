@@ -4,6 +4,7 @@ three and in eight gives the same state and the same exports, on SQLite and Post
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+import duckdb
 import pytest
 import yaml
 
@@ -15,7 +16,7 @@ from leadflow.lake import LAKE_FORMAT, duckdb_connection, partition_sql
 from leadflow.marketing import tier_report
 from leadflow.pipeline.days import execute
 from leadflow.pipeline.plans import plan_backfill, plan_daily
-from leadflow.scoring.partitions import partition_count
+from leadflow.scoring.partitions import create_by_partition, partition_count
 from leadflow.scoring.scores import read_contacts, scores_as_of
 from leadflow.settings import PROJECT_ROOT
 from tests.conftest import logical_state, make_workspace
@@ -120,3 +121,28 @@ def test_auto_partitions_follow_the_base(tmp_path):
     assert partition_count(space.config, 1_000_001) == 2
     assert partition_count(space.config, 10_000_000) == 10
     assert partition_count(with_partitions(space, 8).config, 2_000) == 8
+
+
+def test_a_join_over_the_base_made_by_partition_stays_within_duckdbs_memory():
+    """The coordinator's joins of the whole base (the stored state beside the day's scores:
+    the marketing decisions, the score comparison) run partition by partition of the contact
+    ids: at a limit one such join overruns (as 5M contacts did at 512 MB), four partitions of
+    it pass, with each row once."""
+    with duckdb_connection() as connection:
+        connection.execute("SET threads = 2")
+        for name, columns in (
+            ("state", "'contact' || i || '@example.com' AS email, repeat('x', 40) || i AS rule"),
+            ("day_scored", "i * 0.5 AS score, repeat('z', 40) || i AS band"),
+        ):
+            rows = connection.sql(f"SELECT i AS contact_id, {columns} FROM range(400000) t(i)")
+            connection.register(name, rows.to_arrow_table())
+        query = """SELECT s.*, e.score, e.band FROM state s JOIN day_scored e USING (contact_id)
+                   WHERE s.contact_id % $partitions = $partition
+                     AND e.contact_id % $partitions = $partition"""
+        connection.execute("SET memory_limit = '30MB'")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            create_by_partition(connection, "joined", query, 1)
+        create_by_partition(connection, "joined", query, 4)
+        assert connection.execute(
+            "SELECT count(*), count(DISTINCT contact_id), sum(contact_id) FROM joined"
+        ).fetchall() == [(400_000, 400_000, 399_999 * 400_000 // 2)]

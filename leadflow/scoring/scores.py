@@ -34,6 +34,7 @@ from leadflow.scoring.partitions import (
     PartitionJob,
     PartitionResult,
     PartitionRunner,
+    create_by_partition,
     exchange_folder,
     ledger_folder,
     partition_count,
@@ -360,7 +361,9 @@ def _compare_with_stored(
     """Table `score_diff(contact_id, email, score, value, band, old_value, old_band,
     old_version)`: each score of `day_scored` beside the one the state store has. `stored`
     names a relation of the stored scores (STORED_SCHEMA) already at hand, such as the run
-    cache's mirror; without it they are read. Returns the relation of the stored scores."""
+    cache's mirror; without it they are read. Returns the relation of the stored scores. Made
+    partition by partition of the contacts: the join of every score, old and new, at once
+    passes DuckDB's memory limit at millions of contacts."""
     if stored is None:
         connection.register(
             "stored_scores",
@@ -371,11 +374,16 @@ def _compare_with_stored(
             ),
         )
         stored = "stored_scores"
-    connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE score_diff AS
-            SELECT n.*, s.value AS old_value, s.band AS old_band, s.model_version AS old_version
+    [(contacts,)] = connection.execute("SELECT count(*) FROM day_scored").fetchall()
+    create_by_partition(
+        connection,
+        "score_diff",
+        f"""SELECT n.*, s.value AS old_value, s.band AS old_band, s.model_version AS old_version
             FROM ({_long_scores_sql(workspace, "day_scored", "contact_id, email")}) n
-            LEFT JOIN {stored} s USING (contact_id, score)"""
+            LEFT JOIN (SELECT * FROM {stored} WHERE contact_id % $partitions = $partition) s
+              USING (contact_id, score)
+            WHERE n.contact_id % $partitions = $partition""",
+        partition_count(workspace.config, contacts),
     )
     return stored
 
