@@ -46,7 +46,13 @@ from leadflow.lifecycle import current_stages
 from leadflow.scoring.conditions import quote
 from leadflow.scoring.partitions import create_by_partition, partition_count
 from leadflow.scoring.scores import check_contact, prepare_day
-from leadflow.store.db import bulk_load, bump_state_version, connected, read_arrow
+from leadflow.store.db import (
+    BULK_CHUNK_ROWS,
+    bulk_load,
+    bump_state_version,
+    connected,
+    read_arrow,
+)
 from leadflow.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -292,8 +298,7 @@ CHANGES_SQL = """
     UNION ALL
     SELECT contact_id, 6, 'status', NULL, status1, 'marketing', 'marketing.promote', NULL,
            NULL
-    FROM decided WHERE promoted
-    ORDER BY contact_id, seq"""
+    FROM decided WHERE promoted"""
 
 CHANGES = Table(
     "marketing_changes",
@@ -351,22 +356,36 @@ def marketing_step(
         partition_count(config, state.num_rows),
         {"day": day, "window_start": window_start(renewal, config.contract)},
     )
-    changes = connection.sql(CHANGES_SQL, params={"renewal": renewal}).to_arrow_table()
+    # Streamed to the state store: on a first day every contact has a change (5M rows of
+    # them, held whole, passed DuckDB's memory limit: BENCHMARKS, Scale).
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE day_changes AS {CHANGES_SQL}", {"renewal": renewal}
+    )
     [(promoted, new_contacts, suppressed, applied)] = connection.execute(
         """SELECT count(*) FILTER (WHERE promoted), count(*) FILTER (WHERE status IS NULL),
                   count(*) FILTER (WHERE now_suppressed AND COALESCE(suppressed, 0) = 0),
                   count(*) FILTER (WHERE demotion_next = 'applied')
            FROM decided"""
     ).fetchall()
+    [(change_count,)] = connection.execute("SELECT count(*) FROM day_changes").fetchall()
+    demotions = {state_name: 0 for state_name in DEMOTION_STATES}
+    demotions |= dict(
+        connection.execute(
+            "SELECT to_value, count(*) FROM day_changes WHERE kind = 'demotion' GROUP BY 1"
+        ).fetchall()
+    )
     last_renewal = renewal_on_or_before(day, config.contract)
     went_through = last_renewal if applied or last_renewal == day else None
-    record_changes(db, workspace, changes, day, renewal_passed=(went_through, applied, renewal))
-    demotions = {state_name: 0 for state_name in DEMOTION_STATES}
-    for kind, to_value in zip(
-        changes.column("kind").to_pylist(), changes.column("to_value").to_pylist(), strict=True
-    ):
-        if kind == "demotion":
-            demotions[to_value] += 1
+    changes = connection.sql("SELECT * FROM day_changes").to_arrow_reader(BULK_CHUNK_ROWS)
+    record_changes(
+        db,
+        workspace,
+        changes,
+        day,
+        renewal_passed=(went_through, applied, renewal),
+        count=change_count,
+    )
+    connection.execute("DROP TABLE day_changes")
     return MarketingSummary(
         day,
         new_contacts,
@@ -381,17 +400,20 @@ def marketing_step(
 def record_changes(
     db: Connection,
     workspace: Workspace,
-    changes: pa.Table,
+    changes: pa.Table | pa.RecordBatchReader,
     day: date,
     renewal_passed: tuple[date | None, int, date] = (None, 0, date.min),
     reason: str | None = None,
     actor: str = "run",
     recorded_at: datetime | None = None,
+    count: int | None = None,
 ) -> None:
-    """Write a day's changes (CHANGES_SQL rows) to the audit, the demotions and the current
-    state, in the transaction `db`; record the renewal the day went through, if any."""
+    """Write a day's changes (CHANGES_SQL rows, in any order; `count` of them if a reader)
+    to the audit, the demotions and the current state, in the transaction `db`; record the
+    renewal the day went through, if any."""
     went_through, applied, next_renewal = renewal_passed
-    if changes.num_rows == 0 and went_through is None:
+    count = changes.num_rows if isinstance(changes, pa.Table) else count
+    if count == 0 and went_through is None:
         return
     params = {
         "day": day,
