@@ -4,7 +4,8 @@ day, then a daily run, with each step's time and peak memory.
     python benchmarks/scale.py --contacts 1000000 2000000 5000000 10000000
 
 For each size, not timed and cached in `--data`: a synthetic base written by DuckDB (the demo
-generator holds a whole base in memory, too much at 10M): `contacts.csv` (the demo's columns)
+generator holds a whole base in memory, too much at 10M): `contacts-NN.csv` (the demo's columns,
+a million contacts a file)
 and a year of events, about 20 per contact, as monthly Parquet files in leadflow's input
 format, with the mix of the demo's event types. Then each step runs in a child process of its
 own (its peak RSS is its own), on the shipped `leadflow.yaml` (`engine.partitions: auto`):
@@ -44,6 +45,9 @@ HERE = Path(__file__).resolve().parent
 END = date(2026, 10, 31)
 DAYS = 365
 EVENTS_PER_CONTACT = 20
+# A contacts batch is one transaction: on SQLite its write-ahead log grows with it until it
+# commits (1.6 GB a million contacts), so the base comes in files of a million.
+CONTACTS_PER_FILE = 1_000_000
 NEXT_DAY_SHARE = 0.055  # the daily benchmark's 55k events a day at 1M
 # The demo generator's mix (share of events by type; source), 1M contacts, one year.
 EVENT_MIX = [
@@ -93,23 +97,26 @@ def generate(data: Path, contacts: int) -> None:
     connection.execute("SET TimeZone = 'UTC'")
     first = END - timedelta(days=DAYS - 1)
     personas = "[" + ", ".join(f"'{persona}'" for persona in PERSONAS) + "]"
-    connection.execute(
-        f"""COPY (
-            SELECT 'contact' || i || '@company' || (i % 50000) || '.example' AS email,
-                   'First' || (i % 997) AS first_name, 'Last' || (i % 1009) AS last_name,
-                   CASE WHEN {_uniform(1)} < 0.6 THEN '+1 415 ' || (1000000 + i % 8999999) END
-                       AS phone,
-                   'Company ' || (i % 50000) AS company, 'Manager' AS job_title,
-                   {personas}[1 + (hash(i, 2) % {len(PERSONAS)})::INTEGER] AS persona,
-                   'Software' AS industry, 'United States' AS country,
-                   strftime(TIMESTAMP '{first}' - INTERVAL 730 DAY
-                            + to_seconds(({_uniform(3)} * 1000 * 86400)::BIGINT),
-                            '%Y-%m-%dT%H:%M:%SZ') AS created_at,
-                   strftime(TIMESTAMP '{END}', '%Y-%m-%dT%H:%M:%SZ') AS updated_at,
-                   'import' AS creation_source, NULL AS integration,
-                   'Legacy CRM import' AS lead_source_detail, 10 + i % 990 AS employees
-            FROM range({contacts}) t(i)) TO '{data / "contacts.csv"}' (FORMAT csv, HEADER)"""
-    )
+    for part, start in enumerate(range(0, contacts, CONTACTS_PER_FILE)):
+        stop = min(start + CONTACTS_PER_FILE, contacts)
+        connection.execute(
+            f"""COPY (
+                SELECT 'contact' || i || '@company' || (i % 50000) || '.example' AS email,
+                       'First' || (i % 997) AS first_name, 'Last' || (i % 1009) AS last_name,
+                       CASE WHEN {_uniform(1)} < 0.6 THEN '+1 415 ' || (1000000 + i % 8999999) END
+                           AS phone,
+                       'Company ' || (i % 50000) AS company, 'Manager' AS job_title,
+                       {personas}[1 + (hash(i, 2) % {len(PERSONAS)})::INTEGER] AS persona,
+                       'Software' AS industry, 'United States' AS country,
+                       strftime(TIMESTAMP '{first}' - INTERVAL 730 DAY
+                                + to_seconds(({_uniform(3)} * 1000 * 86400)::BIGINT),
+                                '%Y-%m-%dT%H:%M:%SZ') AS created_at,
+                       strftime(TIMESTAMP '{END}', '%Y-%m-%dT%H:%M:%SZ') AS updated_at,
+                       'import' AS creation_source, NULL AS integration,
+                       'Legacy CRM import' AS lead_source_detail, 10 + i % 990 AS employees
+                FROM range({start}, {stop}) t(i))
+                TO '{data / f"contacts-{part:02d}.csv"}' (FORMAT csv, HEADER)"""
+        )
     # An event's type by its draw against the mix's cumulative shares.
     cases, total = [], 0.0
     for event_type, source, share in EVENT_MIX:
@@ -214,7 +221,10 @@ class StateStore:
                 f"CREATE DATABASE {self.database} TEMPLATE {copy}",
             )
         else:
-            shutil.copy2(self.folder / "state.db.ingested", self.folder / "state.db")
+            copy = self.folder / "state.db.ingested"
+            if not copy.exists():
+                raise SystemExit(f"{copy}: no copy of the ingested state (--no-copy)")
+            shutil.copy2(copy, self.folder / "state.db")
             for name in ("state.db-wal", "state.db-shm"):
                 (self.folder / name).unlink(missing_ok=True)
         shutil.rmtree(self.folder / "lake" / "_cache", ignore_errors=True)
@@ -252,7 +262,9 @@ def run_step(step: str, data: Path, state: Path, url: str) -> dict:
         inbox = day_events_file(state, data / "daily", figures_events(space), None, "csv")
     started = time.perf_counter()
     if step == "ingest":
-        figures["contacts"] = ingest_file(space, data / "contacts.csv").rows_loaded
+        figures["contacts"] = sum(  # contacts.csv: data generated before the split
+            ingest_file(space, path).rows_loaded for path in sorted(data.glob("contacts*.csv"))
+        )
         rows = 0
         for path in sorted((data / "events").glob("*.parquet")):
             result = ingest_file(space, path)
@@ -309,6 +321,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("bench-data"))
     parser.add_argument("--again", action="store_true", help="first day and daily once more")
     parser.add_argument(
+        "--no-copy",
+        action="store_true",
+        help="keep no copy of the ingested state for --again (a SQLite file of 16 GB at 10M)",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="the state store on this PostgreSQL server, e.g. "
@@ -336,7 +353,7 @@ def main() -> None:
             figures = measure(step, data, store)
             figures["load"] = os.getloadavg()[0]
             steps[step] = figures
-            if step == "ingest" and "failed" not in figures:
+            if step == "ingest" and "failed" not in figures and not args.no_copy:
                 store.keep_ingested()
             record.write_text(json.dumps(steps, indent=1))
             print(f"  {step}: {json.dumps(figures)}", flush=True)
