@@ -12,11 +12,11 @@ from leadflow.config import EngineSection
 from leadflow.demo_data import generate_demo_data
 from leadflow.exports import contacts_as_of
 from leadflow.ingest.load import ingest_file
-from leadflow.lake import LAKE_FORMAT, duckdb_connection, partition_sql
+from leadflow.lake import LAKE_FORMAT, bucket_sql, duckdb_connection, partition_sql
 from leadflow.marketing import tier_report
 from leadflow.pipeline.days import execute
 from leadflow.pipeline.plans import plan_backfill, plan_daily
-from leadflow.scoring.partitions import create_by_partition, partition_count
+from leadflow.scoring.partitions import INPUTS, create_by_partition, partition_count, write_inputs
 from leadflow.scoring.scores import read_contacts, scores_as_of
 from leadflow.settings import PROJECT_ROOT
 from tests.conftest import logical_state, make_workspace
@@ -146,3 +146,39 @@ def test_a_join_over_the_base_made_by_partition_stays_within_duckdbs_memory():
         assert connection.execute(
             "SELECT count(*), count(DISTINCT contact_id), sum(contact_id) FROM joined"
         ).fetchall() == [(400_000, 400_000, 399_999 * 400_000 // 2)]
+
+
+def test_partition_inputs_split_by_stored_buckets_are_those_split_by_the_emails(tmp_path):
+    """The daily run's inputs carry each contact's bucket from the run cache's mirror; split by
+    it, each partition's files hold the rows the emails' md5 gives it, without the bucket."""
+    with duckdb_connection() as connection:
+        emails = connection.sql("SELECT 'c' || i || '@example.com' AS email FROM range(3000) t(i)")
+        connection.register("emails", emails.to_arrow_table())
+        for stored in (False, True):
+            bucket = f", {bucket_sql('email')} AS bucket" if stored else ""
+            connection.execute(
+                f"""CREATE OR REPLACE TEMP TABLE targets AS
+                    SELECT email, DATE '2026-11-01' AS day{bucket} FROM emails"""
+            )
+            connection.execute(
+                f"""CREATE OR REPLACE TEMP TABLE props AS
+                    SELECT email, 'persona' AS name, 'p' || email AS value{bucket}
+                    FROM emails WHERE email LIKE 'c1%'"""
+            )
+            write_inputs(connection, tmp_path / str(stored), 3)
+        for name in INPUTS:
+            for partition in range(3):
+                folders = (tmp_path / "False", tmp_path / "True")
+                files = [folder / f"{name}-{partition}.parquet" for folder in folders]
+                hashed, split = (
+                    connection.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY ALL")
+                    for path in files
+                )
+                assert split.columns == hashed.columns and "bucket" not in split.columns
+                rows = split.fetchall()
+                assert rows and rows == hashed.fetchall(), (name, partition)
+                [(strays,)] = connection.execute(
+                    f"SELECT count(*) FROM read_parquet('{files[1]}') "
+                    f"WHERE {partition_sql('email', 3)} <> {partition}"
+                ).fetchall()
+                assert strays == 0, (name, partition)

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from leadflow.demo_data import generate_demo_data
 from leadflow.ingest.load import ingest_file
-from leadflow.lake import duckdb_connection
+from leadflow.lake import bucket_sql, duckdb_connection
 from leadflow.lifecycle import set_stage
 from leadflow.marketing import read_state, set_marketing_status
 from leadflow.pipeline.days import execute
@@ -220,9 +220,17 @@ def mirror_rows(space) -> dict[str, list[tuple]]:
     """The mirror's tables, and the state store's read whole, side by side."""
     with duckdb_connection() as connection, attached(connection, space.cache_path):
         assert get_meta(connection, "mirror_state_version") == state_version(space)
+        # Each contact's and property row's bucket is its email's, appended rows' too.
+        for name in ("contacts", "properties"):
+            [(wrong,)] = connection.execute(
+                f"SELECT count(*) FROM cache.{name} WHERE bucket IS DISTINCT FROM "
+                f"{bucket_sql('email')}"
+            ).fetchall()
+            assert wrong == 0, name
         tables = {}
         for name, sql, schema in [("contacts", CONTACTS_SQL, CONTACT_SCHEMA), *STATE_TABLES]:
-            mirrored = connection.sql(f"SELECT * FROM cache.{name}").to_arrow_table()
+            columns = "* EXCLUDE (bucket)" if name == "contacts" else "*"
+            mirrored = connection.sql(f"SELECT {columns} FROM cache.{name}").to_arrow_table()
             stored = read_arrow(space.engine, sql, schema)
             tables[name] = (
                 sorted(mirrored.cast(schema).to_pylist(), key=repr),

@@ -67,6 +67,7 @@ def run_day(
             ledger=True,
             properties=inputs.properties,
             run_partitions=run_partitions,
+            buckets=inputs.buckets,
         )
         seconds["read and scan"] = perf_counter() - clock
         log.info("%s: read and scanned", day)

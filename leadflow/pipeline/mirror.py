@@ -3,7 +3,9 @@ rules read, stored scores, stages, marketing statuses, open demotions), kept in 
 (`leadflow.pipeline.runcache`) so that a day does not read a million contacts through the database
 driver again.
 
-- Contacts and property history change only by ingest. An events batch only adds contacts
+- Contacts and property history change only by ingest. Each row also holds its contact's lake
+  bucket (`leadflow.lake.bucket_sql`), hashed once here, not every day to split the
+  partitions' inputs. An events batch only adds contacts
   (appended by id); a contacts batch may update contacts and adds history (re-read whole, and
   its history rows appended). The mirror records the contacts batches it holds.
 - Scores, stages, marketing statuses and demotions change only in transactions that call
@@ -19,6 +21,7 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy import text
 
+from leadflow.lake import bucket_sql
 from leadflow.lifecycle import CURRENT_SCHEMA
 from leadflow.marketing import OPEN_STATES, STATE_SCHEMA, renewal_after
 from leadflow.pipeline.runcache import get_meta, set_meta, transaction
@@ -33,7 +36,11 @@ from leadflow.workspace import Workspace
 CONTACT_SCHEMA = pa.schema([*STATE_SCHEMA][:6] + [pa.field("initial_stage", pa.string())])
 CONTACTS_SQL = """SELECT id, email, CAST(created_at AS TEXT), creation_source, integration,
                          initial_marketing_status, initial_stage FROM contact"""
-PARSED_HISTORY = "email, name, value, valid_from::TIMESTAMPTZ AS valid_from"
+BUCKET = f"{bucket_sql('email')} AS bucket"
+PARSED_HISTORY = f"email, name, value, valid_from::TIMESTAMPTZ AS valid_from, {BUCKET}"
+# What `mirror_contacts_key` records besides the properties' names: a mirror of another
+# layout (one before the buckets) is read again.
+CONTACTS_LAYOUT = "bucketed"
 # The marketing state and the open demotion of `read_state`, each with its contact id.
 MARKETING_SCHEMA = pa.schema([STATE_SCHEMA.field("contact_id"), *[*STATE_SCHEMA][6:11]])
 DEMOTION_SCHEMA = pa.schema([STATE_SCHEMA.field("contact_id"), *[*STATE_SCHEMA][11:]])
@@ -71,6 +78,7 @@ class DayInputs:
     """A day run's inputs, as the state store holds them before the day."""
 
     state: pa.Table  # `marketing.read_state`'s columns
+    buckets: pa.ChunkedArray  # each state row's lake bucket
     stages: pa.Table  # `lifecycle.current_stages`'s columns
     properties: str  # the relation of the history of the properties the rules read
     scores: str  # the relation of the stored scores (in the mirror: read in place, not copied)
@@ -90,7 +98,7 @@ def day_inputs(
         """SELECT c.contact_id, c.email, c.created_at, c.creation_source, c.integration,
                   c.initial_status, m.status, m.status_rule, m.status_day, m.suppressed,
                   m.suppressed_day, d.demotion_id, d.demotion_state, d.demotion_rule,
-                  d.demotion_renewal
+                  d.demotion_renewal, c.bucket
            FROM cache.contacts c
            LEFT JOIN cache.marketing m USING (contact_id)
            LEFT JOIN cache.demotions d USING (contact_id)"""
@@ -101,7 +109,8 @@ def day_inputs(
            WHERE s.stage IS NOT NULL OR c.initial_stage IS NOT NULL"""
     ).to_arrow_table()
     return DayInputs(
-        state.cast(STATE_SCHEMA),
+        state.drop_columns(["bucket"]).cast(STATE_SCHEMA),
+        state.column("bucket"),
         stages.cast(CURRENT_SCHEMA),
         "cache.properties",
         "cache.scores",
@@ -128,7 +137,7 @@ def _sync_contacts(
         )
     held = (
         {row[0] for row in connection.execute("SELECT * FROM cache.contact_batches").fetchall()}
-        if get_meta(connection, "mirror_contacts_key") == repr(names)
+        if get_meta(connection, "mirror_contacts_key") == repr((CONTACTS_LAYOUT, names))
         else None
     )
     history_sql = (
@@ -144,13 +153,13 @@ def _sync_contacts(
         if added.num_rows == 0:
             return "mirror"
         connection.register("added_contacts", added)
-        connection.execute("INSERT INTO cache.contacts SELECT * FROM added_contacts")
+        connection.execute(f"INSERT INTO cache.contacts SELECT *, {BUCKET} FROM added_contacts")
         connection.unregister("added_contacts")
         return "appended"
     contacts = read_arrow(workspace.engine, CONTACTS_SQL, CONTACT_SCHEMA)
     history = read_arrow(workspace.engine, history_sql, PROPERTY_SCHEMA)
     with transaction(connection):
-        _store(connection, "contacts", contacts)
+        _store(connection, "contacts", contacts, f"*, {BUCKET}")
         # Times parsed once here, not by every day's query.
         _store(connection, "properties", history, PARSED_HISTORY)
         _store(
@@ -158,7 +167,7 @@ def _sync_contacts(
             "contact_batches",
             pa.table({"batch_id": pa.array(sorted(batches), pa.string())}),
         )
-        set_meta(connection, "mirror_contacts_key", repr(names))
+        set_meta(connection, "mirror_contacts_key", repr((CONTACTS_LAYOUT, names)))
     return "read"
 
 

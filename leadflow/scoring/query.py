@@ -613,7 +613,10 @@ def prepare_inputs(
     value)`; `stages(email, stage)`, when given, is where each contact stands (for stage
     conditions), `created(email, created_at)` when each was created (for company scores).
     `property_history` (a table, or the name of a relation such as the run cache's mirror) has
-    PROPERTY_SCHEMA's columns, `valid_from` as text or already a timestamp."""
+    PROPERTY_SCHEMA's columns, `valid_from` as text or already a timestamp. Where the targets
+    and the history have a `bucket` column (`leadflow.lake.bucket_sql` of the email, as the run
+    cache's mirror stores it), `targets` and the one day's `props` keep it: the partitions'
+    inputs are then split without hashing every email again."""
     connection.register("targets_arrow", targets)
     connection.register(
         "stages_arrow", stages if stages is not None else STAGES_SCHEMA.empty_table()
@@ -626,7 +629,7 @@ def prepare_inputs(
     connection.execute(
         "CREATE OR REPLACE TEMP TABLE targets AS "
         "SELECT t.email, t.day, t.as_of_end::TIMESTAMPTZ AS as_of_end, s.stage, "
-        f"{created_at} AS created_at "
+        f"{created_at} AS created_at{', t.bucket' if 'bucket' in targets.schema.names else ''} "
         f"FROM targets_arrow t LEFT JOIN stages_arrow s USING (email){created_join}"
     )
     if not isinstance(property_history, str):
@@ -635,12 +638,14 @@ def prepare_inputs(
     # A property as it was at as_of_end: the newest value set strictly before it.
     ends = pc.unique(targets.column("as_of_end"))
     if len(ends) == 1:  # one day (the daily run): no join with the targets; extra rows unread
+        history_columns = connection.sql(f"SELECT * FROM {property_history} LIMIT 0").columns
+        bucket = ", h.bucket" if "bucket" in history_columns else ""
         connection.execute(
             f"""CREATE OR REPLACE TEMP TABLE props AS
                SELECT h.email, $day AS day, h.name,
-                      arg_max(h.value, h.valid_from::TIMESTAMPTZ) AS value
+                      arg_max(h.value, h.valid_from::TIMESTAMPTZ) AS value{bucket}
                FROM {property_history} h WHERE h.valid_from::TIMESTAMPTZ < $end
-               GROUP BY h.email, h.name""",
+               GROUP BY h.email, h.name{bucket}""",
             {"day": targets.column("day")[0].as_py(), "end": ends[0].as_py()},
         )
         return
@@ -654,18 +659,22 @@ def prepare_inputs(
 
 
 def targets_table(
-    emails: pa.Array | pa.ChunkedArray, days: list[date], config: LeadflowConfig
+    emails: pa.Array | pa.ChunkedArray,
+    days: list[date],
+    config: LeadflowConfig,
+    buckets: pa.Array | pa.ChunkedArray | None = None,
 ) -> pa.Table:
-    """Every (email, day) pair, with the end of the day in the account zone."""
-    email_array = emails
+    """Every (email, day) pair, with the end of the day in the account zone (and each email's
+    bucket, if given: `prepare_inputs`)."""
     parts = [
         pa.table(
             {
-                "email": email_array,
+                "email": emails,
                 "day": pa.repeat(pa.scalar(day, pa.date32()), len(emails)),
                 "as_of_end": pa.repeat(
                     pa.scalar(as_of_end(day, config), pa.timestamp("us", tz="UTC")), len(emails)
                 ),
+                **({"bucket": buckets} if buckets is not None else {}),
             }
         )
         for day in days

@@ -159,10 +159,11 @@ def register_targets(
     email: str | None = None,
     contacts: pa.Table | None = None,
     stages: pa.Table | None = None,
+    buckets: pa.ChunkedArray | None = None,
 ) -> None:
     """The scoring query's inputs, `targets` and `props` (`prepare_inputs`), for one contact
-    or every contact (`contacts` if already read) on `days`; `properties` as `prepare_inputs`
-    takes them."""
+    or every contact (`contacts` if already read; `buckets`: their buckets, row by row, if
+    at hand) on `days`; `properties` as `prepare_inputs` takes them."""
     created = None
     if email is not None:
         emails = pa.array(check_contact(workspace, email), pa.string())
@@ -171,7 +172,7 @@ def register_targets(
         emails = contacts.column("email")
         if workspace.config.companies is not None:  # company members exist on the day
             created = contacts.select(["email", "created_at"])
-    targets = targets_table(emails, days, workspace.config)
+    targets = targets_table(emails, days, workspace.config, buckets)
     prepare_inputs(connection, workspace.config, targets, properties, stages, created)
 
 
@@ -285,6 +286,7 @@ def prepare_day(
     properties: pa.Table | str | None = None,
     companies: bool = False,
     run_partitions: PartitionRunner = run_in_process,
+    buckets: pa.ChunkedArray | None = None,
 ) -> list[PartitionResult]:
     """Materialise `day_scored` (every contact that existed on `day`, by email and contact id:
     scores, bands, and with the flags the lifecycle target and marketing conditions). One scan
@@ -295,6 +297,7 @@ def prepare_day(
     A contact exists on `day` once created (`created_at` before the end of the day) or once it
     has an event: so a contact created by late data changes nothing before its first event, and
     a contact loaded today without a creation date still counts on the days of its events.
+    `buckets`: the contacts' lake buckets, row by row, if at hand (the run cache's mirror).
     """
     config = workspace.config
     model = compile_model(config, "events", False, None, lifecycle, marketing, companies)
@@ -303,7 +306,9 @@ def prepare_day(
     )
     if properties is None:
         properties = load_properties(workspace.engine, model.features.properties, None)
-    register_targets(workspace, connection, [day], properties, contacts=contacts, stages=stages)
+    register_targets(
+        workspace, connection, [day], properties, contacts=contacts, stages=stages, buckets=buckets
+    )
     # Only what the steps read: not the aggregates, properties and rule columns of the query.
     columns = [
         column for name in config.scores for column in (score_column(name), band_column(name))
