@@ -6,6 +6,7 @@ day runs, admin changes, late data undone and replayed, a contacts batch, a demo
 life)."""
 
 import math
+import sqlite3
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -214,6 +215,31 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
     assert updates[len(days) :] == ["advanced", "advanced", "unchanged", "rebuilt"]
     grades = scored(space, day, False)
     assert grades["reset@example.com"]["grid:lead_grade"] in ("B1", "B2")
+
+
+def test_a_state_store_restored_from_a_copy_is_mirrored_again(tmp_path):
+    """A state store put back from a copy holds fewer contacts than the mirror, whose check
+    (the count up to its last contact, and that contact's email) then reads them again."""
+    space = make_workspace(f"sqlite:///{tmp_path / 'state.db'}", tmp_path)
+    data = generate_demo_data(tmp_path / "data", contacts=120, days=30, end=END, seed=5)
+    ingest_file(space, data.contacts_file)
+    for events in data.event_files[:-1]:
+        ingest_file(space, events)
+    first = execute(space, plan_daily(space, date(2026, 10, 31)))
+    assert first[0].reads["contacts"] == "read"
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(tmp_path / "state.db") as live, sqlite3.connect(copy) as kept:
+        live.backup(kept)
+    newcomers = [event_row(f"new-{n}", email=f"new{n}@example.com") for n in range(3)]
+    ingest_file(space, write_csv(tmp_path / "newcomers.csv", newcomers, EVENT_HEADER))
+    later = execute(space, plan_daily(space, date(2026, 11, 4)))  # and the days before it
+    assert [day.reads["contacts"] for day in later][:2] == ["appended", "mirror"]
+    space.engine.dispose()
+    with sqlite3.connect(copy) as kept, sqlite3.connect(tmp_path / "state.db") as live:
+        kept.backup(live)
+    again = execute(space, plan_daily(space, date(2026, 11, 4)))
+    assert again[0].reads["contacts"] == "read"
+    assert_mirror_is_the_store(space, date(2026, 11, 4))
 
 
 def mirror_rows(space) -> dict[str, list[tuple]]:
