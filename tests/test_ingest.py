@@ -3,7 +3,7 @@
 import csv
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +16,7 @@ from leadflow.domain import EVENT_COLUMNS
 from leadflow.ingest.load import BatchRejected, InputColumnsError, ingest_file
 from leadflow.ingest.readers import ROW, InputFileError, RawFile
 from leadflow.ingest.sources import source_of
-from leadflow.lake import duckdb_connection
+from leadflow.lake import EVENT_SCHEMA, EventLake, duckdb_connection
 from models import Contact
 from models import ContactPropertyHistory as History
 from tests.conftest import snapshot
@@ -275,6 +275,41 @@ def test_orphan_lake_files_are_not_read_and_are_swept(workspace, tmp_path):
     ingest_file(workspace, write_csv(tmp_path / "b.csv", good_events(4, prefix="b")), now=NOW)
     assert not orphan.exists()
     assert len(lake_events(workspace)) == 7
+
+
+def test_a_month_of_events_is_staged_day_by_day_within_duckdbs_memory(tmp_path):
+    """A month's events, 17M of them at 10M contacts, passed DuckDB's limit when staged by one
+    partitioned COPY; day by day, 3M events pass at 64 MB (one COPY failed there), each day's
+    file holding that UTC day's events ordered by contact bucket."""
+    lake = EventLake(tmp_path / "lake")
+    with duckdb_connection() as connection:
+        connection.execute("SET memory_limit = '64MB'")
+        columns = {name: f"NULL::{kind}" for name, kind in EVENT_SCHEMA.items()}
+        columns |= {
+            "event_id": "'e' || i",
+            "source": "'hubspot'",
+            "email": "'contact' || (i % 500000) || '@example.com'",
+            "type": "'email_open'",
+            "occurred_at": "TIMESTAMPTZ '2026-06-01 00:00:00+00' + to_seconds(i % (30 * 86400))",
+            "properties": "'{}'",
+        }
+        select = ", ".join(f"{value} AS {name}" for name, value in columns.items())
+        connection.execute(f"CREATE TEMP TABLE month AS SELECT {select} FROM range(3000000) t(i)")
+        staged = lake.stage(connection, "(SELECT * FROM month)", "a" * 32)
+        assert len(staged.staged) == 30
+        counted = 0
+        for path in staged.staged:
+            [(rows, wrong_day, unordered)] = connection.execute(
+                f"""SELECT count(*), count(*) FILTER (WHERE occurred_at::DATE <> $day),
+                           count(*) FILTER (WHERE contact_bucket < previous)
+                    FROM (SELECT *, lag(contact_bucket) OVER (ORDER BY file_row_number)
+                                        AS previous
+                          FROM read_parquet('{path}', file_row_number = true))""",
+                {"day": date.fromisoformat(path.parent.name.removeprefix("day="))},
+            ).fetchall()
+            assert rows and wrong_day == 0 and unordered == 0, path
+            counted += rows
+        assert counted == 3_000_000
 
 
 def test_contacts_upsert_and_keep_the_history_of_their_properties(workspace, tmp_path):
