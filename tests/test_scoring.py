@@ -629,3 +629,24 @@ def test_groups_ranges_and_resets_equal_a_plain_reference(constructs_space, even
         sum(r.contribution for r in engagement.rules if r.group is None)
         + sum(group.capped for group in engagement.groups)
     )
+
+
+def test_the_write_back_streams_every_changed_score_by_score_then_contact():
+    """Sorted a million contact ids at a time (one sort of a first day's 20M rows at 10M
+    contacts passed DuckDB's memory limit): 2.5M ids, two scores, shuffled, come out whole and
+    in order."""
+    from leadflow.lake import duckdb_connection
+    from leadflow.scoring.scores import _changed_in_order
+
+    with duckdb_connection() as connection:
+        connection.execute(
+            """CREATE TEMP TABLE changed_scores AS
+               SELECT i // 2 + 1 AS contact_id, ['fit', 'engagement'][i % 2 + 1] AS score,
+                      i * 0.5 AS value, 'A' AS band, NULL::VARCHAR AS old_band
+               FROM range(5000000) t(i) ORDER BY hash(i)"""
+        )
+        streamed = _changed_in_order(connection).read_all()  # as bulk_load reads it
+    columns = streamed["score"].to_pylist(), streamed["contact_id"].to_pylist()
+    keys = list(zip(*columns, strict=True))
+    assert len(keys) == 5_000_000 and keys[0] == ("engagement", 1)
+    assert all(before < after for before, after in itertools.pairwise(keys))

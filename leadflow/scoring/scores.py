@@ -4,6 +4,7 @@ exports and the impact of a rule change. The SQL is built by `leadflow.scoring.q
 import itertools
 import math
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -68,6 +69,8 @@ from models import ScoringRun
 
 DECIMALS = 4
 TOP_MOVERS = 10
+# Contact ids the write-back sorts at once (`_changed_in_order`): a first day at 10M is 20M rows.
+SORT_IDS = 1_000_000
 
 
 class UnknownContact(UserError, LookupError):
@@ -541,11 +544,7 @@ def _write_back(
         return 0
     bump_state_version(db)
     STAGE.create(db)
-    changed_rows = connection.sql(
-        """SELECT contact_id, score, value, band, old_band FROM changed_scores
-           ORDER BY score, contact_id"""
-    ).to_arrow_reader(BULK_CHUNK_ROWS)
-    bulk_load(db, STAGE, changed_rows)
+    bulk_load(db, STAGE, _changed_in_order(connection))
     params = {"day": day, "version": version}
     result = db.execute(
         text(
@@ -570,6 +569,28 @@ def _write_back(
     )
     STAGE.drop(db)
     return band_changes
+
+
+def _changed_in_order(connection: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
+    """`changed_scores` by score, then contact id, streamed: sorted SORT_IDS contact ids at a
+    time (one sort of a first day's 20M rows at 10M contacts passed DuckDB's 512 MB)."""
+    [(low, high)] = connection.execute(
+        "SELECT COALESCE(min(contact_id), 0), COALESCE(max(contact_id), 0) FROM changed_scores"
+    ).fetchall()
+    scores = connection.execute("SELECT DISTINCT score FROM changed_scores ORDER BY 1").fetchall()
+    query = """SELECT contact_id, score, value, band, old_band FROM changed_scores
+               WHERE score = $score AND contact_id >= $start AND contact_id < $stop
+               ORDER BY contact_id"""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for (score,) in scores:
+            for start in range(low, high + 1, SORT_IDS):
+                params = {"score": score, "start": start, "stop": start + SORT_IDS}
+                yield from connection.sql(query, params=params).to_arrow_reader(BULK_CHUNK_ROWS)
+
+    empty = {"score": "", "start": 0, "stop": 0}
+    schema = connection.sql(query, params=empty).to_arrow_table().schema
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 @dataclass(frozen=True)
