@@ -6,10 +6,11 @@ Prepares once (cached in --data): generates the data set with the demo generator
 process and ingests it into a SQLite state store and lake. Then, in one run and on the same
 lake: (1) the hand-written DuckDB query computing the shipped engagement and fit scores;
 (2) leadflow's compiled query for the same scores (compute only, results materialised);
-(3) the full `score_day` (compute + write-back of the changed scores) three times: from an empty
-score table (writes every score), the same day again (nothing changes: the diff alone), and the
-next day (the decay moves many scores a little). Peak memory is
-this process's maximum RSS.
+(3) the full `score_day` (compute + write-back of the changed scores) four times: from an empty
+score table (writes every score), the same day again (nothing changes: the diff alone), the
+next day (the decay moves many scores a little), and that day again after a rule change (the
+email open's points from 10 to 12: a new model version, so every score is rewritten and many
+bands move). Peak memory is this process's maximum RSS.
 """
 
 import argparse
@@ -47,6 +48,7 @@ generate_demo_data(Path(out), contacts=int(contacts), days=int(days), split="mon
                    events_format="parquet", end=date(2026, 10, 31))
 """
 DAY = date(2026, 10, 31)
+RULE = "points: 10                # points per event, before decay"  # the email open's
 
 # The shipped leadflow.yaml's scores, written by hand (the README's example), over the same inputs
 # as the engine: `targets(email, day, as_of_end)`, `props(email, day, name, value)`, the lake.
@@ -219,6 +221,18 @@ def main() -> None:
     print(
         f"  {following.scores_changed} scores written, {following.band_changes} band changes; "
         f"compute {following.compute_seconds:.1f} s, write-back {following.write_seconds:.1f} s"
+    )
+    changed_rules = state / "leadflow-rule-change.yaml"
+    shipped = (PROJECT_ROOT / "leadflow.yaml").read_text()
+    changed_rules.write_text(shipped.replace(RULE, RULE.replace("10", "12"), 1))
+    changed = Workspace.in_folder(f"sqlite:///{state / 'state.db'}", state, changed_rules)
+    assert changed.config.model_version != space.config.model_version
+    rescored, _ = timed(
+        "score_day, that day after a rule change (every score)", lambda: score_day(changed, later)
+    )
+    print(
+        f"  {rescored.scores_changed} scores written, {rescored.band_changes} band changes; "
+        f"compute {rescored.compute_seconds:.1f} s, write-back {rescored.write_seconds:.1f} s"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:,.0f} MiB")
