@@ -24,7 +24,7 @@ from leadflow.pipeline.days import execute
 from leadflow.pipeline.mirror import CONTACT_SCHEMA, CONTACTS_SQL, STATE_TABLES, state_version
 from leadflow.pipeline.plans import plan_backfill, plan_daily
 from leadflow.pipeline.runcache import attached, get_meta
-from leadflow.scoring.ledger import LEDGER_TABLE
+from leadflow.scoring.ledger import held_aggregates
 from leadflow.scoring.query import as_of_end, compile_model, whole_base_events_sql
 from leadflow.scoring.scores import scored_relation
 from leadflow.settings import PROJECT_ROOT
@@ -59,6 +59,7 @@ GRID = {
 
 VISITS = 9  # the index of EXTRA_RULES' visits among the engagement rules
 updates: list[str] = []  # how the ledger got to each day: rebuilt | advanced | unchanged
+bases: list[str] = []  # the end its decaying sums are kept as of, after each day
 
 
 def by_email(relation) -> dict[str, dict]:
@@ -77,6 +78,7 @@ def scored(space, day: date, ledger: bool) -> dict[str, dict]:
             )
         )  # fmt: skip
         held_end, how = get_meta(connection, "ledger_end"), get_meta(connection, "ledger_update")
+        base = get_meta(connection, "ledger_base")
         if ledger:
             committed = space.committed_event_batches()
             end = as_of_end(day, space.config)
@@ -88,10 +90,12 @@ def scored(space, day: date, ledger: bool) -> dict[str, dict]:
                     f"SELECT e.email, {model.aggregates} FROM ({full_events}) e GROUP BY e.email"
                 )
             )
-            assert_same(by_email(connection.sql(f"SELECT * FROM {LEDGER_TABLE}")), full, day)
+            held = held_aggregates(connection, model)
+            assert_same(by_email(connection.sql(f"SELECT * FROM {held}")), full, day)
     if ledger:
         assert held_end == as_of_end(day, space.config).isoformat()
         updates.append(how.split()[0])
+        bases.append(base)
     return rows
 
 
@@ -199,6 +203,9 @@ def test_the_ledger_gives_what_a_full_pass_gives(space, tmp_path):
     bands = Counter(row["company_band:account"] for row in full.values())
     assert bands["hot"] and bands["cold"] and bands[None]  # the company layers are exercised
     assert updates == ["rebuilt"] + ["advanced"] * (len(days) - 1)
+    # Advancing rewrites the corrected contacts' rows only: the others' stay as of the first day.
+    first_end = as_of_end(days[0], space.config).isoformat()
+    assert bases == [first_end] * len(days)
     assert visits == [20, 20, 10, 5, 5, 0]
     assert [str(at)[:10] if at else None for at in resets] == [None, None] + ["2026-10-22"] + [
         "2026-10-25"

@@ -5,10 +5,14 @@ From one day's end to a later one, an event's part in an aggregate changes only 
 decay (the same multiplication for every contact) unless the event entered (it occurred in
 between, or its batch is new) or crossed a boundary (it left a rule's window, or a step decay
 stepped). Entering events fall on the days in between; crossing ones on the days a window or a
-step length before them. So the ledger is carried forward (sums multiplied where they decay),
-and corrected by the events of those few days of the lake: sums by each event's part now minus
-its part carried, the first/last/newest aggregates by the entering events. The result is what a
-full pass over the lake computes, to floating-point rounding (tested against it).
+step length before them. So the ledger is carried forward and corrected by the events of those
+few days of the lake: sums by each event's part now minus its part carried, the
+first/last/newest aggregates by the entering events. The result is what a full pass over the
+lake computes, to floating-point rounding (tested against it).
+
+The decaying sums are kept as of the ledger's base (the end it was built for): carrying them to
+a later end is one multiplication per half-life, made when they are read (`_as_of`), so a day
+rewrites only the rows of the contacts it corrects, not every contact's (BENCHMARKS: Daily run).
 
 The ledger is a pure function of the lake and the rules: it is keyed by the aggregate SQL, its
 day's end and the batches it holds. Anything else (other rules, an earlier day, a batch gone)
@@ -35,6 +39,9 @@ from leadflow.scoring.query import (
 
 LEDGER_TABLE = "cache.aggregates"
 MARGIN_DAYS = 0.01  # reading a day's file too many is harmless; one too few is not
+# Rebuilt once its base is this many half-lives behind: the sums kept then reach 2^60 times
+# their value (float64 keeps 53 bits of each, whatever its size).
+REBASE_HALF_LIVES = 60
 
 
 def model_key(model: CompiledModel) -> str:
@@ -78,20 +85,58 @@ def aggregates_as_of(
     }
     before = get_meta(connection, "ledger_end")
     previous = datetime.fromisoformat(before) if before else None
+    # A ledger of before the base was kept has its sums as of its end.
+    base = datetime.fromisoformat(get_meta(connection, "ledger_base") or before or end.isoformat())
     if (
         get_meta(connection, "ledger_key") != key
         or previous is None
         or previous > end
         or not held <= committed
+        or any(value < 0.5**REBASE_HALF_LIVES for value in _factors(model, base, end).values())
     ):
         _rebuild(connection, lake, committed, model, end, key)
         return LEDGER_TABLE
     new = committed - held
     if not new and previous == end:
         set_meta(connection, "ledger_update", "unchanged")
-        return LEDGER_TABLE
-    _advance(connection, lake, committed, new, model, previous, end)
-    return LEDGER_TABLE
+        return _as_of(model, base, end)
+    _advance(connection, lake, committed, new, model, previous, end, base)
+    return _as_of(model, base, end)
+
+
+def _factors(model: CompiledModel, base: datetime, end: datetime) -> dict[str, float]:
+    """Each half-life sum's decay from the ledger's base to `end`, by column."""
+    days = (end - base).total_seconds() / DAY_SECONDS
+    return {
+        item.column: 0.5 ** (days / item.half_life)
+        for item in model.sums
+        if item.weight is not None and item.half_life is not None
+    }
+
+
+def _scaled(model: CompiledModel, factors: dict[str, float], relation: str, inverse: bool) -> str:
+    """`relation`'s rows with each half-life sum multiplied by its factor (or divided)."""
+    replaced = [
+        f"{column} {'/' if inverse else '*'} {factor!r} AS {column}"
+        for column, factor in factors.items()
+        if factor != 1.0
+    ]
+    if not replaced:
+        return relation
+    return f"(SELECT * REPLACE ({', '.join(replaced)}) FROM {relation})"
+
+
+def _as_of(model: CompiledModel, base: datetime, end: datetime) -> str:
+    """The ledger's aggregates as of `end`, its sums kept as of `base`."""
+    return _scaled(model, _factors(model, base, end), LEDGER_TABLE, inverse=False)
+
+
+def held_aggregates(connection: duckdb.DuckDBPyConnection, model: CompiledModel) -> str:
+    """The relation of the ledger's aggregates as of its end (what `aggregates_as_of` last
+    returned)."""
+    end = datetime.fromisoformat(get_meta(connection, "ledger_end"))
+    base = get_meta(connection, "ledger_base")
+    return _as_of(model, datetime.fromisoformat(base) if base else end, end)
 
 
 def _rebuild(
@@ -107,7 +152,10 @@ def _rebuild(
         f"""CREATE OR REPLACE TABLE cache.ledger_next AS
             SELECT e.email, {model.aggregates} FROM ({events}) e GROUP BY e.email"""
     )
-    _commit(connection, committed, end, key, "rebuilt")
+    with transaction(connection):
+        connection.execute(f"DROP TABLE IF EXISTS {LEDGER_TABLE}")
+        connection.execute("ALTER TABLE cache.ledger_next RENAME TO aggregates")
+        _commit(connection, committed, end, key, "rebuilt", end)
 
 
 def _advance(
@@ -118,6 +166,7 @@ def _advance(
     model: CompiledModel,
     previous: datetime,
     end: datetime,
+    base: datetime,
 ) -> None:
     files = _files_by_day(lake, committed)
     first_day, last_day = previous.date() - timedelta(days=1), end.date() + timedelta(days=1)
@@ -155,7 +204,7 @@ def _advance(
             WHERE (e.counted OR e.carried) AND e.email NOT IN (SELECT email FROM ledger_reset)
             GROUP BY e.email"""
     )
-    elapsed = (end - previous).total_seconds() / DAY_SECONDS
+    factors = _factors(model, base, end)
     # Contacts whose reset moved: all their events, from the lake (the only full read).
     recomputed = ""
     if model.resets:
@@ -164,24 +213,29 @@ def _advance(
                 lake.events_sql(committed), end, "ev.email IN (SELECT email FROM ledger_reset)"
             )
         )
+        whole = f"(SELECT e.email, {model.aggregates} FROM ({reset}) e GROUP BY e.email)"
         recomputed = f"""
             UNION ALL BY NAME
-            SELECT e.email, {model.aggregates} FROM ({reset}) e GROUP BY e.email"""
+            SELECT * FROM {_scaled(model, factors, whole, inverse=True)}"""
+    # The corrected contacts' rows as of the base; the others' stay as they are.
     connection.execute(
-        f"""CREATE OR REPLACE TABLE cache.ledger_next AS
-            SELECT COALESCE(o.email, d.email) AS email, {_merge_sql(model, elapsed)}
-            FROM {LEDGER_TABLE} o FULL OUTER JOIN ledger_delta d ON d.email = o.email
-            WHERE COALESCE(o.email, d.email) NOT IN (SELECT email FROM ledger_reset){recomputed}"""
+        f"""CREATE OR REPLACE TEMP TABLE ledger_corrected AS
+            SELECT d.email, {_merge_sql(model, factors)}
+            FROM ledger_delta d LEFT JOIN {LEDGER_TABLE} o ON o.email = d.email
+            WHERE d.email NOT IN (SELECT email FROM ledger_reset){recomputed}"""
     )
-    [(corrected,)] = connection.execute(
-        "SELECT (SELECT count(*) FROM ledger_delta) + (SELECT count(*) FROM ledger_reset)"
-    ).fetchall()
-    connection.execute("DROP TABLE ledger_delta")
-    connection.execute("DROP TABLE ledger_reset")
-    _commit(
-        connection, committed, end, get_meta(connection, "ledger_key"),
-        f"advanced ({corrected} contacts corrected)",
-    )  # fmt: skip
+    [(corrected,)] = connection.execute("SELECT count(*) FROM ledger_corrected").fetchall()
+    with transaction(connection):
+        connection.execute(
+            f"DELETE FROM {LEDGER_TABLE} WHERE email IN (SELECT email FROM ledger_corrected)"
+        )
+        connection.execute(f"INSERT INTO {LEDGER_TABLE} BY NAME SELECT * FROM ledger_corrected")
+        _commit(
+            connection, committed, end, get_meta(connection, "ledger_key"),
+            f"advanced ({corrected} contacts corrected)", base,
+        )  # fmt: skip
+    for table in ("ledger_delta", "ledger_reset", "ledger_corrected"):
+        connection.execute(f"DROP TABLE {table}")
 
 
 def _reset_contacts(
@@ -228,8 +282,9 @@ def _delta_sql(model: CompiledModel) -> str:
     return ",\n                   ".join(parts)
 
 
-def _merge_sql(model: CompiledModel, elapsed: float) -> str:
-    """The ledger row after the day: `o`, the row carried (sums decayed), corrected by `d`."""
+def _merge_sql(model: CompiledModel, factors: dict[str, float]) -> str:
+    """The ledger row after the day, as of its base: `o`, the row kept, corrected by `d` (as of
+    the day's end: its half-life sums are divided by their decay since the base)."""
     parts = []
     for item in model.sums:
         if item.weight is None:
@@ -239,12 +294,12 @@ def _merge_sql(model: CompiledModel, elapsed: float) -> str:
             )
             continue
         matched = f"(COALESCE(o.{item.matched}, 0) + COALESCE(d.{item.matched}, 0))::BIGINT"
-        carried = f"o.{item.column}"
-        if item.half_life is not None:
-            carried += f" * {0.5 ** (elapsed / item.half_life)!r}"
+        correction = f"COALESCE(d.{item.column}, 0)"
+        if factors.get(item.column, 1.0) != 1.0:
+            correction += f" / {factors[item.column]!r}"
         parts.append(
-            f"CASE WHEN {matched} = 0 THEN NULL ELSE COALESCE({carried}, 0) + "
-            f"COALESCE(d.{item.column}, 0) END AS {item.column}"
+            f"CASE WHEN {matched} = 0 THEN NULL ELSE COALESCE(o.{item.column}, 0) + "
+            f"{correction} END AS {item.column}"
         )
         parts.append(f"{matched} AS {item.matched}")
     for item in model.latest:
@@ -269,18 +324,18 @@ def _commit(
     end: datetime,
     key: str,
     how: str,
+    base: datetime,
 ) -> None:
-    """Replace the ledger by `cache.ledger_next` (built in the cache file: a million contacts'
-    aggregates need not fit in memory), with its key, end and batches, in one transaction."""
+    """Record the ledger's key, end, base and batches, in the caller's transaction (the one
+    that wrote its rows: built in the cache file, a million contacts' aggregates need not fit
+    in memory)."""
     connection.register(
         "ledger_batch_ids", pa.table({"batch_id": pa.array(sorted(committed), pa.string())})
     )
-    with transaction(connection):
-        connection.execute(f"DROP TABLE IF EXISTS {LEDGER_TABLE}")
-        connection.execute("ALTER TABLE cache.ledger_next RENAME TO aggregates")
-        connection.execute("DELETE FROM cache.ledger_batches")
-        connection.execute("INSERT INTO cache.ledger_batches SELECT * FROM ledger_batch_ids")
-        set_meta(connection, "ledger_key", key)
-        set_meta(connection, "ledger_end", end.isoformat())
-        set_meta(connection, "ledger_update", how)
+    connection.execute("DELETE FROM cache.ledger_batches")
+    connection.execute("INSERT INTO cache.ledger_batches SELECT * FROM ledger_batch_ids")
+    set_meta(connection, "ledger_key", key)
+    set_meta(connection, "ledger_end", end.isoformat())
+    set_meta(connection, "ledger_base", base.isoformat())
+    set_meta(connection, "ledger_update", how)
     connection.unregister("ledger_batch_ids")
