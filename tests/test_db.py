@@ -24,7 +24,14 @@ from sqlalchemy import (
     select,
 )
 
-from leadflow.store.db import SCRATCH_MIN_ROWS, bulk_load, make_engine, schema_is_current, upgrade
+from leadflow.store.db import (
+    SCRATCH_MAX_ATTACHED,
+    SCRATCH_MIN_ROWS,
+    bulk_load,
+    make_engine,
+    schema_is_current,
+    upgrade,
+)
 from models import SQLModel
 
 
@@ -123,6 +130,27 @@ def test_a_large_bulk_load_on_sqlite_goes_through_a_scratch_file_and_stores_the_
     with engine.connect() as db:
         count = db.exec_driver_sql("SELECT count(*) FROM through_scratch").scalar()
     assert count == rows.num_rows
+    engine.dispose()
+
+
+def test_more_large_loads_in_one_transaction_than_sqlite_can_attach_all_go_in(tmp_path):
+    """SQLite attaches at most 10 databases; the 9th large load of a transaction goes row by
+    row, and the next transaction attaches again (the earlier files detached)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    metadata = MetaData()
+    table = Table("many", metadata, Column("number", Integer))
+    metadata.create_all(engine)
+    rows = pa.table({"number": pa.array(range(SCRATCH_MIN_ROWS), pa.int64())})
+    with engine.connect() as db:
+        with db.begin():
+            for _ in range(12):
+                bulk_load(db, table, rows)
+            assert len(list(tmp_path.glob("state.db.bulk-*"))) == SCRATCH_MAX_ATTACHED
+        with db.begin():
+            bulk_load(db, table, rows)
+            assert len(list(tmp_path.glob("state.db.bulk-*"))) == 1
+        assert db.exec_driver_sql("SELECT count(*) FROM many").scalar() == 13 * rows.num_rows
+    assert list(tmp_path.glob("state.db.bulk-*")) == []
     engine.dispose()
 
 

@@ -43,19 +43,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _drop_scratch(dbapi_connection, record) -> None:
     """Back in the pool (its transaction over): detach and delete the connection's scratch
-    files of bulk loads (`_load_through_scratch`); one still locked waits for the next time."""
-    pending = record.info.get(SCRATCH_KEY, [])
-    if not pending or dbapi_connection is None:
-        return
+    files of bulk loads (`_load_through_scratch`)."""
+    if dbapi_connection is not None:
+        _detach_finished(dbapi_connection, record.info)
+
+
+def _detach_finished(dbapi_connection, info: dict) -> int:
+    """Detach and delete the scratch files no transaction holds any more; returns how many
+    are still attached (locked by the transaction under way)."""
     kept = []
-    for schema, path in pending:
+    for schema, path in info.get(SCRATCH_KEY, []):
         try:
             dbapi_connection.execute(f"DETACH DATABASE {identifier(schema)}")
         except Exception:  # noqa: BLE001 - still locked by a transaction: kept for later
             kept.append((schema, path))
             continue
         path.unlink(missing_ok=True)
-    record.info[SCRATCH_KEY] = kept
+    info[SCRATCH_KEY] = kept
+    return len(kept)
 
 
 def _close_scratch(_dbapi_connection, record) -> None:
@@ -172,7 +177,14 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table | pa.RecordBa
     batches = itertools.chain([first], batches)
     database = connection.engine.url.database
     large = rows.num_rows if isinstance(rows, pa.Table) else first.num_rows
-    if database and database != ":memory:" and large >= SCRATCH_MIN_ROWS:
+    if (
+        database
+        and database != ":memory:"
+        and large >= SCRATCH_MIN_ROWS
+        # SQLite attaches at most 10 databases: past 8 in one transaction, row by row.
+        and _detach_finished(connection.connection.driver_connection, connection.connection.info)
+        < SCRATCH_MAX_ATTACHED
+    ):
         return _load_through_scratch(connection, table, names, batches, Path(database))
     statement = (
         f"INSERT INTO {identifier(table.name)} ({', '.join(map(identifier, names))}) "
@@ -192,6 +204,7 @@ def bulk_load(connection: Connection, table: Table, rows: pa.Table | pa.RecordBa
 # driver's executemany takes 3.6 s), then one INSERT … SELECT copies it in (BENCHMARKS: Full
 # rescore).
 SCRATCH_MIN_ROWS = 50_000
+SCRATCH_MAX_ATTACHED = 8
 SCRATCH_KEY = "leadflow_bulk_scratch"
 
 
